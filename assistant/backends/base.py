@@ -1,0 +1,92 @@
+"""What every model backend speaks: chat messages with images in, text out, optionally schema-constrained.
+
+Backends know nothing of reports; the pipeline builds messages and the JSON schema. Each backend enforces the
+schema with its own constrained decoder (xgrammar in transformers, structured outputs in vLLM,
+``response_format`` for OpenAI-compatible servers); the pipeline validates whatever comes back anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.intake import IntakeImage
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    image: IntakeImage
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    parts: tuple[TextPart | ImagePart, ...]
+
+    @classmethod
+    def text(cls, role: Literal["system", "user", "assistant"], text: str) -> "ChatMessage":
+        return cls(role, (TextPart(text),))
+
+    def images(self) -> list[IntakeImage]:
+        return [p.image for p in self.parts if isinstance(p, ImagePart)]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    messages: tuple[ChatMessage, ...]
+    json_schema: dict | None = None
+    max_new_tokens: int = 1536
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    adapter: str | None = None  # a name from BackendConfig.adapters
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    model: str
+    adapter: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    extra: dict = field(default_factory=dict)
+
+
+class BackendConfig(BaseModel):
+    """How to reach a model. Fields a backend does not use are ignored by it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field("transformers", description="registry name: transformers | vllm | openai")
+    model: str = Field(description="local path or hub id (transformers/vllm), or the served model name (openai)")
+    adapters: dict[str, str] = Field(
+        default_factory=dict, description="LoRA adapters: name -> path (transformers/vllm) or served name (openai)"
+    )
+    dtype: str = Field("auto", description="auto | float32 | bfloat16 | float16")
+    device: str = Field("auto", description="transformers only: auto | cpu | cuda")
+    base_url: str | None = Field(None, description="openai only: e.g. http://127.0.0.1:8000/v1")
+    api_key: str | None = Field(None, description="openai only; default from OPENAI_API_KEY")
+    timeout_s: float = Field(120.0, gt=0)
+    max_model_len: int = Field(8192, ge=512)
+    max_images: int = Field(4, ge=1)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    enforce_eager: bool = False
+    quantization: Literal["none", "4bit", "8bit"] = Field("none", description="transformers only, via bitsandbytes")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    config: BackendConfig
+
+    def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,2 @@
+def main():
+    print("dermassist 0.1.0")
