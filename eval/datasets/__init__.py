@@ -1,0 +1,108 @@
+"""Dataset adapters, registered by name (imported lazily, no import side effects), and the loader that turns an
+adapter's raw labels into condition ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+
+from eval.datasets.base import DatasetError, LoadedDataset, Sample, Skipped
+from eval.labels import to_condition_id
+
+_REGISTRY: dict[str, str] = {
+    "ham10000": "eval.datasets.classification:ham10000",
+    "isic2019": "eval.datasets.classification:isic2019",
+    "pad_ufes20": "eval.datasets.classification:pad_ufes20",
+    "fitzpatrick17k": "eval.datasets.classification:fitzpatrick17k",
+    "ddi": "eval.datasets.classification:ddi",
+    "scin": "eval.datasets.classification:scin",
+    "image_folder": "eval.datasets.classification:image_folder",
+    "mmskin_vqa": "eval.datasets.vqa:mmskin_vqa",
+    "mediqa_m3g": "eval.datasets.vqa:mediqa_m3g",
+    "skincap": "eval.datasets.vqa:skincap",
+    "csv_manifest": "eval.datasets.vqa:csv_manifest",
+    "jsonl_manifest": "eval.datasets.vqa:jsonl_manifest",
+}
+
+__all__ = ["DatasetError", "Dataset", "Sample", "Skipped", "adapter_names", "get_adapter", "load_dataset",
+           "register_adapter"]
+
+
+def register_adapter(name: str, target: str) -> None:
+    """Register a third-party adapter as ``"package.module:function"``."""
+    _REGISTRY[name] = target
+
+
+def adapter_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_adapter(name: str) -> Callable[..., LoadedDataset]:
+    target = _REGISTRY.get(name)
+    if target is None:
+        raise DatasetError(f"unknown dataset adapter {name!r}; choose from {', '.join(adapter_names())}")
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
+
+
+@dataclass
+class Dataset:
+    samples: list[Sample]
+    skipped: list[Skipped]
+    unknown_labels: dict[str, int] = field(default_factory=dict)  # raw label -> count, labels that did not map
+    fingerprint: str = ""
+
+
+def _fingerprint(loaded: LoadedDataset, images_root: Path) -> str:
+    h = hashlib.sha256()
+    for f in loaded.files:
+        if Path(f).is_file():
+            h.update(Path(f).read_bytes())
+    for s in loaded.samples:
+        rel = []
+        for p in s.images:
+            try:
+                rel.append([p.relative_to(images_root).as_posix(), p.stat().st_size])
+            except ValueError:
+                rel.append([p.name, p.stat().st_size])
+        h.update(json.dumps([s.id, s.label, s.answer, rel], sort_keys=True).encode())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def load_dataset(adapter: str, data: Path, images_root: Path | None = None, options: dict | None = None,
+                 label_map: dict[str, str] | None = None, labels_required: bool = False) -> Dataset:
+    """Load, map labels (``label_map`` first, exact then case-insensitive, then the ontology) and fingerprint.
+
+    A sample whose label does not map stays in the dataset with ``label_id=None`` (it is counted wrong by every
+    classifier and listed under unknown labels); ``labels_required`` drops it instead (listed as skipped too).
+    An empty result is an error, never a 0% score."""
+    data = Path(data)
+    if not data.exists():
+        raise DatasetError(f"dataset file not found: {data}")
+    root = Path(images_root) if images_root else (data if data.is_dir() else data.parent)
+    loaded = get_adapter(adapter)(data, root, **(options or {}))
+    lmap = {str(k): v for k, v in (label_map or {}).items()}
+    lower = {k.lower(): v for k, v in lmap.items()}
+    unknown: Counter[str] = Counter()
+    kept: list[Sample] = []
+    for s in loaded.samples:
+        if s.label is not None:
+            mapped = lmap.get(s.label, lower.get(s.label.strip().lower()))
+            s.label_id = mapped if mapped is not None else to_condition_id(s.label)
+            if s.label_id is None:
+                unknown[s.label] += 1
+                if labels_required:
+                    loaded.skipped.append(Skipped(s.id, f"unknown label: {s.label}"))
+                    continue
+        kept.append(s)
+    loaded.samples = kept
+    if not kept:
+        reasons = Counter(sk.reason.split(":")[0] for sk in loaded.skipped)
+        detail = "; ".join(f"{n} {r}" for r, n in reasons.most_common(3))
+        raise DatasetError(f"dataset {data} has no usable samples" + (f" ({detail})" if detail else ""))
+    return Dataset(kept, loaded.skipped, dict(unknown.most_common()), _fingerprint(loaded, root))

@@ -1,0 +1,178 @@
+"""Open-VQA text metrics: token F1, ROUGE-L, BLEU-1..4 and deltaBLEU (weighted multi-reference BLEU).
+
+Scores are fractions in [0, 1] (the MEDIQA-M3G leaderboard prints deltaBLEU x 100).
+
+BLEU follows sacreBLEU 1.4 ``corpus_bleu`` with lower-casing, the 13a tokenizer, ``exp`` smoothing and the
+effective order, which is what the MEDIQA-M3G 2024 scorer calls. deltaBLEU (Galley et al., 2015) as implemented
+there: for each hypothesis h with references r_j of weight w_j,
+
+    correct_n += sum over n-grams g of h with min(#g(h), max_j #g(r_j)) > 0 of  w(g) * min(#g(h), max_j #g(r_j))
+    total_n   += sum over n-grams g of h of  max_j(w_j) * #g(h)
+
+where w(g) is the largest weight among the references that contain g; the reference length is the one closest
+to |h| (ties: the shorter). p_n = correct_n / total_n and BLEU = BP * exp(mean_n log p_n). With all weights 1
+this is ordinary multi-reference BLEU. Deviation: the official scorer forgets to lower-case the references
+(``lines = [x.lower() ...]`` is never used); we lower-case both sides.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+NGRAM_ORDER = 4
+_ARTICLES = {"a", "an", "the"}
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def token_f1(prediction: str, references: list[str]) -> float:
+    """SQuAD-style token F1 (lower-case, punctuation and articles removed), max over references."""
+    pred = [w for w in words(prediction) if w not in _ARTICLES]
+    best = 0.0
+    for ref in references:
+        gold = [w for w in words(ref) if w not in _ARTICLES]
+        if not pred and not gold:
+            best = max(best, 1.0)
+            continue
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if common == 0:
+            continue
+        p, r = common / len(pred), common / len(gold)
+        best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    if not a or not b:
+        return 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(prediction: str, references: list[str]) -> float:
+    """ROUGE-L F1 on lower-cased word tokens (LCS), max over references."""
+    pred = words(prediction)
+    best = 0.0
+    for ref in references:
+        gold = words(ref)
+        lcs = _lcs(pred, gold)
+        if lcs:
+            p, r = lcs / len(pred), lcs / len(gold)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def tokenize_13a(line: str) -> str:
+    """sacreBLEU's 13a (mteval-v13a) tokenizer."""
+    norm = line.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
+    if "&" in norm:
+        norm = norm.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    norm = f" {norm} "
+    norm = re.sub(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])", r" \1 ", norm)
+    norm = re.sub(r"([^0-9])([\.,])", r"\1 \2 ", norm)
+    norm = re.sub(r"([\.,])([^0-9])", r" \1 \2", norm)
+    norm = re.sub(r"([0-9])(-)", r"\1 \2 ", norm)
+    return re.sub(r"\s+", " ", norm).strip()
+
+
+def _ngrams(tokens: list[str]) -> Counter:
+    grams: Counter = Counter()
+    for n in range(1, NGRAM_ORDER + 1):
+        for i in range(len(tokens) - n + 1):
+            grams[tuple(tokens[i:i + n])] += 1
+    return grams
+
+
+@dataclass
+class BleuStats:
+    """Sufficient statistics of one hypothesis (they add up over a corpus)."""
+
+    correct: list[float] = field(default_factory=lambda: [0.0] * NGRAM_ORDER)
+    total: list[float] = field(default_factory=lambda: [0.0] * NGRAM_ORDER)
+    sys_len: int = 0
+    ref_len: int = 0
+
+    def __add__(self, other: "BleuStats") -> "BleuStats":
+        return BleuStats([a + b for a, b in zip(self.correct, other.correct)],
+                         [a + b for a, b in zip(self.total, other.total)],
+                         self.sys_len + other.sys_len, self.ref_len + other.ref_len)
+
+    def to_list(self) -> list[float]:
+        return [*self.correct, *self.total, self.sys_len, self.ref_len]
+
+    @classmethod
+    def from_list(cls, v: list[float]) -> "BleuStats":
+        return cls(list(v[0:4]), list(v[4:8]), int(v[8]), int(v[9]))
+
+
+def bleu_stats(hypothesis: str, references: list[str], weights: list[float] | None = None) -> BleuStats:
+    """Per-hypothesis (delta)BLEU statistics; ``weights`` None = plain BLEU (every weight 1)."""
+    if not references:
+        raise ValueError("BLEU needs at least one reference")
+    w = [1.0] * len(references) if weights is None else list(weights)
+    if len(w) != len(references):
+        raise ValueError("one weight per reference")
+    if max(w) <= 0:
+        raise ValueError("deltaBLEU needs at least one reference with a positive weight")
+    hyp = tokenize_13a(hypothesis.lower().rstrip()).split()
+    ref_counts: Counter = Counter()
+    gram_w: dict[tuple, float] = {}
+    closest_diff = closest_len = None
+    for ref, rw in zip(references, w):
+        toks = tokenize_13a(ref.lower().rstrip()).split()
+        diff = abs(len(hyp) - len(toks))
+        if closest_diff is None or diff < closest_diff or (diff == closest_diff and len(toks) < closest_len):
+            closest_diff, closest_len = diff, len(toks)
+        for g, c in _ngrams(toks).items():
+            ref_counts[g] = max(ref_counts[g], c)
+            gram_w[g] = max(gram_w.get(g, rw), rw)
+    stats = BleuStats(sys_len=len(hyp), ref_len=closest_len or 0)
+    max_w = max(w)
+    for g, c in _ngrams(hyp).items():
+        n = len(g) - 1
+        match = min(c, ref_counts.get(g, 0))
+        if match > 0:
+            stats.correct[n] += gram_w[g] * match
+        stats.total[n] += max_w * c
+    stats.correct = [max(c, 0.0) for c in stats.correct]
+    return stats
+
+
+def corpus_bleu(stats: BleuStats, max_order: int = NGRAM_ORDER) -> float:
+    """BLEU-``max_order`` from summed statistics (sacreBLEU ``exp`` smoothing, effective order)."""
+    precisions = [0.0] * max_order
+    smooth = 1.0
+    effective = max_order
+    for n in range(1, max_order + 1):
+        if stats.total[n - 1] == 0:
+            break
+        effective = n
+        if stats.correct[n - 1] == 0:
+            smooth *= 2
+            precisions[n - 1] = 1.0 / (smooth * stats.total[n - 1])
+        else:
+            precisions[n - 1] = stats.correct[n - 1] / stats.total[n - 1]
+    if stats.sys_len == 0:
+        return 0.0
+    bp = 1.0 if stats.sys_len >= stats.ref_len else math.exp(1 - stats.ref_len / stats.sys_len)
+    logs = [math.log(p) if p > 0 else -9999999999 for p in precisions[:effective]]
+    return bp * math.exp(sum(logs) / effective)
+
+
+def sum_stats(items: list[BleuStats]) -> BleuStats:
+    total = BleuStats()
+    for s in items:
+        total = total + s
+    return total
+
