@@ -91,7 +91,9 @@ class Ontology:
         self._index: dict[str, str] = {}  # normalize_key(text) -> id
         for cond in self._conditions:
             seen_here: set[str] = set()
-            for kind, text in [("id", cond.id), ("name", cond.name)] + [("synonym", s) for s in cond.synonyms]:
+            for kind, text in [("id", cond.id), ("name", cond.name)] + [
+                ("synonym", s) for s in cond.synonyms
+            ]:
                 key = normalize_key(text)
                 if not key:
                     raise ValueError(f"condition {cond.id!r}: {kind} {text!r} is empty after normalisation")
@@ -137,7 +139,7 @@ class Ontology:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         entries = data.get("conditions") if isinstance(data, dict) else None
         if not isinstance(entries, list):
-            raise ValueError(f"{path}: expected a mapping with a 'conditions' list")
+            raise ValueError(f"{path}: expected a mapping with a 'conditions' list")  # noqa: TRY004 - bad file, not bad arg
         conditions = []
         for i, entry in enumerate(entries):
             label = entry.get("id", f"#{i}") if isinstance(entry, dict) else f"#{i}"

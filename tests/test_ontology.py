@@ -58,14 +58,23 @@ def test_umbrella_groups_and_parents(onto: Ontology) -> None:
     groups = {c.id for c in onto.by_category(Category.GROUP)}
     assert groups == {"benign_keratosis", "vascular_lesion", "actinic_keratosis_intraepithelial_carcinoma"}
     children = {g: {c.id for c in onto.conditions if g in c.parents} for g in groups}
-    assert children["benign_keratosis"] == {"seborrheic_keratosis", "solar_lentigo", "lichen_planus_like_keratosis"}
+    assert children["benign_keratosis"] == {
+        "seborrheic_keratosis",
+        "solar_lentigo",
+        "lichen_planus_like_keratosis",
+    }
     assert children["vascular_lesion"] == {
-        "cherry_angioma", "pyogenic_granuloma", "infantile_hemangioma", "angiokeratoma", "port_wine_stain",
+        "cherry_angioma",
+        "pyogenic_granuloma",
+        "infantile_hemangioma",
+        "angiokeratoma",
+        "port_wine_stain",
         "spider_angioma",
     }
     assert children["actinic_keratosis_intraepithelial_carcinoma"] == {"actinic_keratosis", "scc_in_situ"}
     assert set(onto.get("scc_in_situ").parents) == {
-        "actinic_keratosis_intraepithelial_carcinoma", "squamous_cell_carcinoma",
+        "actinic_keratosis_intraepithelial_carcinoma",
+        "squamous_cell_carcinoma",
     }
 
 
@@ -108,59 +117,114 @@ PRIMARY_CARE_26 = [  # the 26 common primary-care conditions (Liu et al. 2020 la
 
 DATASET_LABELS = [
     # HAM10000
-    ("akiec", "actinic_keratosis_intraepithelial_carcinoma"), ("bcc", "basal_cell_carcinoma"),
-    ("bkl", "benign_keratosis"), ("df", "dermatofibroma"), ("mel", "melanoma"), ("nv", "melanocytic_nevus"),
+    ("akiec", "actinic_keratosis_intraepithelial_carcinoma"),
+    ("bcc", "basal_cell_carcinoma"),
+    ("bkl", "benign_keratosis"),
+    ("df", "dermatofibroma"),
+    ("mel", "melanoma"),
+    ("nv", "melanocytic_nevus"),
     ("vasc", "vascular_lesion"),
     # ISIC 2019
-    ("MEL", "melanoma"), ("NV", "melanocytic_nevus"), ("BCC", "basal_cell_carcinoma"), ("AK", "actinic_keratosis"),
-    ("BKL", "benign_keratosis"), ("DF", "dermatofibroma"), ("VASC", "vascular_lesion"),
+    ("MEL", "melanoma"),
+    ("NV", "melanocytic_nevus"),
+    ("BCC", "basal_cell_carcinoma"),
+    ("AK", "actinic_keratosis"),
+    ("BKL", "benign_keratosis"),
+    ("DF", "dermatofibroma"),
+    ("VASC", "vascular_lesion"),
     ("SCC", "squamous_cell_carcinoma"),
     # PAD-UFES-20
-    ("ACK", "actinic_keratosis"), ("NEV", "melanocytic_nevus"), ("SEK", "seborrheic_keratosis"),
+    ("ACK", "actinic_keratosis"),
+    ("NEV", "melanocytic_nevus"),
+    ("SEK", "seborrheic_keratosis"),
     # full names used by those datasets and Fitzpatrick17k / SCIN
-    ("Melanocytic nevi", "melanocytic_nevus"), ("Benign keratosis-like lesions", "benign_keratosis"),
-    ("Vascular lesions", "vascular_lesion"), ("Basal Cell Carcinoma of skin", "basal_cell_carcinoma"),
-    ("Malignant Melanoma", "melanoma"), ("Melanocytic Nevus of Skin", "melanocytic_nevus"),
-    ("nevocytic nevus", "melanocytic_nevus"), ("superficial spreading melanoma ssm", "melanoma"),
-    ("acne vulgaris", "acne"), ("granuloma pyogenic", "pyogenic_granuloma"), ("Insect Bite", "insect_bite_reaction"),
-    ("Drug Rash", "drug_eruption"), ("Leukocytoclastic Vasculitis", "cutaneous_vasculitis"),
-    ("Lichen planus/lichenoid eruption", "lichen_planus"), ("lupus subacute", "cutaneous_lupus"),
-    ("Bowen's disease", "scc_in_situ"), ("lentigo maligna", "melanoma"), ("neurodermatitis", "lichen_simplex_chronicus"),
+    ("Melanocytic nevi", "melanocytic_nevus"),
+    ("Benign keratosis-like lesions", "benign_keratosis"),
+    ("Vascular lesions", "vascular_lesion"),
+    ("Basal Cell Carcinoma of skin", "basal_cell_carcinoma"),
+    ("Malignant Melanoma", "melanoma"),
+    ("Melanocytic Nevus of Skin", "melanocytic_nevus"),
+    ("nevocytic nevus", "melanocytic_nevus"),
+    ("superficial spreading melanoma ssm", "melanoma"),
+    ("acne vulgaris", "acne"),
+    ("granuloma pyogenic", "pyogenic_granuloma"),
+    ("Insect Bite", "insect_bite_reaction"),
+    ("Drug Rash", "drug_eruption"),
+    ("Leukocytoclastic Vasculitis", "cutaneous_vasculitis"),
+    ("Lichen planus/lichenoid eruption", "lichen_planus"),
+    ("lupus subacute", "cutaneous_lupus"),
+    ("Bowen's disease", "scc_in_situ"),
+    ("lentigo maligna", "melanoma"),
+    ("neurodermatitis", "lichen_simplex_chronicus"),
 ]
 
 MPOX_SCREENING = [  # Mpox Skin Lesion Dataset-style classes
-    ("Mpox", "mpox"), ("Monkeypox", "mpox"), ("Chickenpox", "varicella"), ("Measles", "measles"),
-    ("Cowpox", "cowpox"), ("HFMD", "hand_foot_mouth_disease"), ("Hand, foot and mouth disease", "hand_foot_mouth_disease"),
+    ("Mpox", "mpox"),
+    ("Monkeypox", "mpox"),
+    ("Chickenpox", "varicella"),
+    ("Measles", "measles"),
+    ("Cowpox", "cowpox"),
+    ("HFMD", "hand_foot_mouth_disease"),
+    ("Hand, foot and mouth disease", "hand_foot_mouth_disease"),
 ]
 
 URGENT_PRESENTATIONS = [
-    ("Stevens-Johnson syndrome", "sjs_ten"), ("toxic epidermal necrolysis", "sjs_ten"), ("SJS", "sjs_ten"),
-    ("TEN", "sjs_ten"), ("SJS/TEN", "sjs_ten"), ("DRESS", "dress_syndrome"),
-    ("necrotising fasciitis", "necrotizing_fasciitis"), ("Necrotizing fasciitis", "necrotizing_fasciitis"),
+    ("Stevens-Johnson syndrome", "sjs_ten"),
+    ("toxic epidermal necrolysis", "sjs_ten"),
+    ("SJS", "sjs_ten"),
+    ("TEN", "sjs_ten"),
+    ("SJS/TEN", "sjs_ten"),
+    ("DRESS", "dress_syndrome"),
+    ("necrotising fasciitis", "necrotizing_fasciitis"),
+    ("Necrotizing fasciitis", "necrotizing_fasciitis"),
     ("purpuric rash of meningococcal disease", "meningococcal_purpura"),
-    ("meningococcal septicaemia rash", "meningococcal_purpura"), ("eczema herpeticum", "eczema_herpeticum"),
-    ("Kaposi varicelliform eruption", "eczema_herpeticum"), ("SSSS", "staphylococcal_scalded_skin_syndrome"),
-    ("angio-oedema", "angioedema"), ("Angioedema", "angioedema"), ("cellulitis", "cellulitis"),
-    ("pemphigus", "pemphigus_vulgaris"), ("bullous pemphigoid", "bullous_pemphigoid"),
+    ("meningococcal septicaemia rash", "meningococcal_purpura"),
+    ("eczema herpeticum", "eczema_herpeticum"),
+    ("Kaposi varicelliform eruption", "eczema_herpeticum"),
+    ("SSSS", "staphylococcal_scalded_skin_syndrome"),
+    ("angio-oedema", "angioedema"),
+    ("Angioedema", "angioedema"),
+    ("cellulitis", "cellulitis"),
+    ("pemphigus", "pemphigus_vulgaris"),
+    ("bullous pemphigoid", "bullous_pemphigoid"),
 ]
 
 BRIEF_SYNONYMS = [
-    ("naevus", "melanocytic_nevus"), ("mole", "melanocytic_nevus"), ("common mole", "melanocytic_nevus"),
-    ("melanocytic naevus", "melanocytic_nevus"), ("seb k", "seborrheic_keratosis"),
-    ("basal cell papilloma", "seborrheic_keratosis"), ("solar keratosis", "actinic_keratosis"),
-    ("rodent ulcer", "basal_cell_carcinoma"), ("melanoma in situ", "melanoma"),
-    ("benign keratosis-like lesion", "benign_keratosis"), ("atopic eczema", "atopic_dermatitis"),
-    ("sebaceous cyst", "epidermoid_cyst"), ("hypertrophic scar", "scar"), ("HS", "hidradenitis_suppurativa"),
-    ("common wart", "verruca_vulgaris"), ("wart", "verruca_vulgaris"), ("ringworm", "tinea"),
-    ("tinea corporis", "tinea"), ("tinea cruris", "tinea"), ("tinea pedis", "tinea"), ("athlete's foot", "tinea"),
-    ("pityriasis versicolor", "tinea_versicolor"), ("hand foot and mouth", "hand_foot_mouth_disease"),
-    ("PIH", "post_inflammatory_hyperpigmentation"), ("acrochordon", "skin_tag"), ("molluscum", "molluscum_contagiosum"),
-    ("shingles", "herpes_zoster"), ("hives", "urticaria"), ("Henoch-Schönlein purpura", "cutaneous_vasculitis"),
+    ("naevus", "melanocytic_nevus"),
+    ("mole", "melanocytic_nevus"),
+    ("common mole", "melanocytic_nevus"),
+    ("melanocytic naevus", "melanocytic_nevus"),
+    ("seb k", "seborrheic_keratosis"),
+    ("basal cell papilloma", "seborrheic_keratosis"),
+    ("solar keratosis", "actinic_keratosis"),
+    ("rodent ulcer", "basal_cell_carcinoma"),
+    ("melanoma in situ", "melanoma"),
+    ("benign keratosis-like lesion", "benign_keratosis"),
+    ("atopic eczema", "atopic_dermatitis"),
+    ("sebaceous cyst", "epidermoid_cyst"),
+    ("hypertrophic scar", "scar"),
+    ("HS", "hidradenitis_suppurativa"),
+    ("common wart", "verruca_vulgaris"),
+    ("wart", "verruca_vulgaris"),
+    ("ringworm", "tinea"),
+    ("tinea corporis", "tinea"),
+    ("tinea cruris", "tinea"),
+    ("tinea pedis", "tinea"),
+    ("athlete's foot", "tinea"),
+    ("pityriasis versicolor", "tinea_versicolor"),
+    ("hand foot and mouth", "hand_foot_mouth_disease"),
+    ("PIH", "post_inflammatory_hyperpigmentation"),
+    ("acrochordon", "skin_tag"),
+    ("molluscum", "molluscum_contagiosum"),
+    ("shingles", "herpes_zoster"),
+    ("hives", "urticaria"),
+    ("Henoch-Schönlein purpura", "cutaneous_vasculitis"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), PRIMARY_CARE_26 + DATASET_LABELS + MPOX_SCREENING + URGENT_PRESENTATIONS + BRIEF_SYNONYMS
+    ("text", "expected"),
+    PRIMARY_CARE_26 + DATASET_LABELS + MPOX_SCREENING + URGENT_PRESENTATIONS + BRIEF_SYNONYMS,
 )
 def test_known_labels_normalise(onto: Ontology, text: str, expected: str) -> None:
     assert onto.normalize(text) == expected
@@ -198,7 +262,9 @@ def test_normalizer_is_case_punctuation_whitespace_and_accent_insensitive(
     assert onto.normalize(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", "--", "melanom", "basal cell", "rash", "skin lesion", "nevus spilus"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "--", "melanom", "basal cell", "rash", "skin lesion", "nevus spilus"]
+)
 def test_unknown_text_is_not_guessed(onto: Ontology, text: str) -> None:
     assert onto.normalize(text) is None
 
@@ -245,20 +311,35 @@ def test_matches_accepts_children_of_umbrella_labels(
 
 def test_ancestors(onto: Ontology) -> None:
     assert onto.ancestors("seborrheic_keratosis") == {"benign_keratosis"}
-    assert onto.ancestors("scc_in_situ") == {"actinic_keratosis_intraepithelial_carcinoma", "squamous_cell_carcinoma"}
+    assert onto.ancestors("scc_in_situ") == {
+        "actinic_keratosis_intraepithelial_carcinoma",
+        "squamous_cell_carcinoma",
+    }
     assert onto.ancestors("psoriasis") == set()
     with pytest.raises(KeyError):
         onto.ancestors("nope")
 
 
 MALIGNANT = {
-    "melanoma", "basal_cell_carcinoma", "squamous_cell_carcinoma", "scc_in_situ", "keratoacanthoma",
-    "merkel_cell_carcinoma", "kaposi_sarcoma", "mycosis_fungoides", "dermatofibrosarcoma_protuberans",
+    "melanoma",
+    "basal_cell_carcinoma",
+    "squamous_cell_carcinoma",
+    "scc_in_situ",
+    "keratoacanthoma",
+    "merkel_cell_carcinoma",
+    "kaposi_sarcoma",
+    "mycosis_fungoides",
+    "dermatofibrosarcoma_protuberans",
     "actinic_keratosis_intraepithelial_carcinoma",
 }
 EMERGENCIES = {
-    "sjs_ten", "necrotizing_fasciitis", "meningococcal_purpura", "eczema_herpeticum",
-    "staphylococcal_scalded_skin_syndrome", "dress_syndrome", "angioedema",
+    "sjs_ten",
+    "necrotizing_fasciitis",
+    "meningococcal_purpura",
+    "eczema_herpeticum",
+    "staphylococcal_scalded_skin_syndrome",
+    "dress_syndrome",
+    "angioedema",
 }
 
 
@@ -278,7 +359,9 @@ def test_emergency_default_urgency(onto: Ontology) -> None:
 
 def test_by_category(onto: Ontology) -> None:
     assert {c.id for c in onto.by_category("hair")} == {
-        "alopecia_areata", "androgenetic_alopecia", "telogen_effluvium",
+        "alopecia_areata",
+        "androgenetic_alopecia",
+        "telogen_effluvium",
     }
     assert sum(len(onto.by_category(cat)) for cat in Category) == len(onto)
     with pytest.raises(ValueError):
@@ -290,8 +373,14 @@ def test_by_category(onto: Ontology) -> None:
 
 def _entry(cid: str, synonyms: list[str] | None = None, parents: list[str] | None = None) -> dict:
     return {
-        "id": cid, "name": cid.replace("_", " ").title(), "synonyms": synonyms or [], "icd10": "L98.9",
-        "category": "inflammatory", "malignant": False, "default_urgency": "routine", "parents": parents or [],
+        "id": cid,
+        "name": cid.replace("_", " ").title(),
+        "synonyms": synonyms or [],
+        "icd10": "L98.9",
+        "category": "inflammatory",
+        "malignant": False,
+        "default_urgency": "routine",
+        "parents": parents or [],
     }
 
 
@@ -340,7 +429,7 @@ def test_cli_validator(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
 
 def _front_matter(path: Path) -> dict:
     text = path.read_text(encoding="utf-8")
-    match = re.match(r"^---\n(.*?)\n---\n", text, flags=re.S)
+    match = re.match(r"^---\n(.*?)\n---\n", text, flags=re.DOTALL)
     assert match, f"{path}: no YAML front matter"
     data = yaml.safe_load(match.group(1))
     assert isinstance(data, dict), f"{path}: front matter is not a mapping"
@@ -369,8 +458,14 @@ def test_document_front_matter_lists_only_known_conditions(onto: Ontology, path:
 
 
 TOPIC_IDS = [
-    "abcde_ugly_duckling", "seven_point_checklist", "three_point_dermoscopy_checklist", "skin_cancer_referral",
-    "dermatological_emergencies", "skin_tone_scales", "morphology_vocabulary", "skin_of_colour_presentation",
+    "abcde_ugly_duckling",
+    "seven_point_checklist",
+    "three_point_dermoscopy_checklist",
+    "skin_cancer_referral",
+    "dermatological_emergencies",
+    "skin_tone_scales",
+    "morphology_vocabulary",
+    "skin_of_colour_presentation",
     "teledermatology_photography",
 ]
 
@@ -383,7 +478,7 @@ def test_topic_documents_exist_with_4_to_8_sections(topic: str) -> None:
     assert str(meta["last_reviewed"]) == "2026-11-21"
     assert meta["sources"] and all(s.get("url", "").startswith("https://") for s in meta["sources"])
     body = path.read_text(encoding="utf-8").split("\n---\n", 1)[1]
-    sections = re.split(r"^## .*$", body, flags=re.M)[1:]
+    sections = re.split(r"^## .*$", body, flags=re.MULTILINE)[1:]
     assert 4 <= len(sections) <= 8, f"{topic}: {len(sections)} sections"
     for section in sections:
         words = len(section.split())
