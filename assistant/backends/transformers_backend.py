@@ -1,0 +1,118 @@
+"""In-process Hugging Face transformers backend (CPU or GPU), optional PEFT LoRA adapters, xgrammar JSON decoding.
+
+The JSON grammar is compiled compact (no free whitespace) exactly as vLLM does with ``disable_any_whitespace``,
+so greedy output here and from vLLM is token-for-token the same for the same prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
+from assistant.backends.common import hf_messages, torch_dtype
+from assistant.errors import BackendError, ConfigError
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, config: BackendConfig) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.config = config
+        on_gpu = config.device in ("auto", "cuda") and torch.cuda.is_available()
+        self._device = "cuda" if on_gpu else "cpu"
+        try:
+            self.processor = AutoProcessor.from_pretrained(config.model)
+        except OSError as exc:
+            raise ConfigError(f"cannot load model {config.model!r}: {_first_line(exc)}") from None
+        if not hasattr(self.processor, "image_processor"):
+            raise ConfigError(
+                f"{config.model!r} has no image processor (is torchvision importable? run ./install.sh)"
+            )
+        kwargs: dict = {"dtype": torch_dtype(config.dtype, on_gpu=on_gpu)}
+        if config.quantization != "none":
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=config.quantization == "4bit", load_in_8bit=config.quantization == "8bit")
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(config.model, **kwargs)
+        except OSError as exc:
+            raise ConfigError(f"cannot load model {config.model!r}: {_first_line(exc)}") from None
+        if config.quantization == "none":
+            model = model.to(self._device)
+        self.model = self._attach_adapters(model, config.adapters)
+        self.model.eval()
+        self._lock = threading.Lock()  # generate() mutates the active adapter; one request at a time
+        self._tokenizer_info = None
+
+    @staticmethod
+    def _attach_adapters(model, adapters: dict[str, str]):
+        if not adapters:
+            return model
+        from peft import PeftModel
+
+        items = list(adapters.items())
+        for name, path in items:
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise ConfigError(f"adapter {name!r}: no adapter_config.json in {path}")
+        name, path = items[0]
+        peft_model = PeftModel.from_pretrained(model, path, adapter_name=name)
+        for name, path in items[1:]:
+            peft_model.load_adapter(path, adapter_name=name)
+        return peft_model
+
+    def _logits_processor(self, schema: dict):
+        import xgrammar as xgr
+
+        if self._tokenizer_info is None:
+            vocab_size = self.model.config.get_text_config().vocab_size
+            self._tokenizer_info = xgr.TokenizerInfo.from_huggingface(self.processor.tokenizer,
+                                                                      vocab_size=vocab_size)
+            self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
+        compiled = self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False,
+                                                      separators=(",", ":"))
+        return xgr.contrib.hf.LogitsProcessor(compiled)  # stateful: a new one per generate() call
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        import torch
+
+        if request.adapter is not None and request.adapter not in self.config.adapters:
+            raise ConfigError(f"unknown adapter {request.adapter!r}; loaded: {sorted(self.config.adapters) or 'none'}")
+        inputs = self.processor.apply_chat_template(
+            hf_messages(request.messages), add_generation_prompt=True, tokenize=True, return_dict=True,
+            return_tensors="pt").to(self._device)
+        gen_kwargs: dict = {"max_new_tokens": request.max_new_tokens, "do_sample": request.temperature > 0}
+        if request.temperature > 0:
+            gen_kwargs.update(temperature=request.temperature, top_p=request.top_p)
+        if request.json_schema is not None:
+            gen_kwargs["logits_processor"] = [self._logits_processor(request.json_schema)]
+        prompt_len = inputs["input_ids"].shape[1]
+        with self._lock, torch.inference_mode():
+            torch.manual_seed(request.seed)
+            try:
+                if self.config.adapters and request.adapter is None:
+                    with self.model.disable_adapter():
+                        output = self.model.generate(**inputs, **gen_kwargs)
+                else:
+                    if request.adapter is not None:
+                        self.model.set_adapter(request.adapter)
+                    output = self.model.generate(**inputs, **gen_kwargs)
+            except RuntimeError as exc:
+                raise BackendError(f"generation failed in the transformers backend: {_first_line(exc)}") from None
+        new_tokens = output[0, prompt_len:]
+        text = self.processor.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        finish = "length" if len(new_tokens) >= request.max_new_tokens else "stop"
+        return GenerationResult(text=text, model=self.config.model, adapter=request.adapter,
+                                prompt_tokens=prompt_len, completion_tokens=len(new_tokens), finish_reason=finish)
+
+    def close(self) -> None:
+        self.model = None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
