@@ -1,5 +1,161 @@
 """`dermassist kb ...` — build, extend, search and inspect the guideline knowledge base."""
 
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from assistant.errors import DermassistError
+
 app = typer.Typer(help="Guideline knowledge base: build, add, search, stats.", no_args_is_help=True)
+
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="Store folder (default: $DERMASSIST_HOME/kb).", show_default=False)
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--chroma-url", help="Use a Chroma server instead of a folder, e.g. http://127.0.0.1:8001."),
+]
+
+
+def _user_errors(fn):
+    """DermassistError -> 'error: <message>' on stderr and exit 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DermassistError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+def build(
+    docs: Annotated[
+        list[Path] | None, typer.Option("--docs", help="Extra documents (file or folder); repeatable.")
+    ] = None,
+    embedding_model: Annotated[
+        str | None,
+        typer.Option("--embedding-model", help="sentence-transformers name or folder (default: all-MiniLM-L6-v2)."),
+    ] = None,
+    chroma_url: UrlOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """(Re)build the knowledge base from the packaged guidelines plus --docs; the old one stays live until done."""
+    from rag.loaders import load_documents
+    from rag.store import build_store
+
+    user_docs = load_documents(docs) if docs else []
+    started = time.perf_counter()
+    kb = build_store(store, chroma_url=chroma_url, embedder=embedding_model, user_docs=user_docs)
+    typer.echo(
+        f"built {kb.manifest.chunk_count} chunks from {kb.manifest.doc_count} documents in "
+        f"{time.perf_counter() - started:.1f} s at {kb.backend.location} (version {kb.version})"
+    )
+
+
+@app.command()
+@_user_errors
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.md .txt .html .pdf).")],
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+) -> None:
+    """Add your own documents (all or nothing; re-adding a file replaces its earlier version)."""
+    from rag.loaders import load_documents
+    from rag.store import open_or_build
+
+    docs = load_documents(paths)  # every file validated before the store is touched
+    kb = open_or_build(store, chroma_url=chroma_url)
+    before = kb.manifest.chunk_count
+    kb.add(docs)
+    typer.echo(
+        f"added {len(docs)} document(s): {', '.join(d.doc_id for d in docs)}; "
+        f"chunks {before} -> {kb.manifest.chunk_count} (version {kb.version})"
+    )
+
+
+@app.command()
+@_user_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    k: Annotated[int, typer.Option("-k", help="Number of passages.")] = 5,
+    condition: Annotated[str | None, typer.Option("--condition", help="Only this condition id.")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only this category, e.g. inflammatory.")] = None,
+    reranker: Annotated[str | None, typer.Option("--reranker", help="Cross-encoder name or folder.")] = None,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+) -> None:
+    """Search the knowledge base: rank, score, chunk id, title and the start of each passage."""
+    from rag.retriever import build_default_retriever
+
+    retriever = build_default_retriever(store, chroma_url=chroma_url, reranker=reranker)
+    passages = retriever.search(query, k, condition=condition, category=category)
+    if not passages:
+        typer.echo("no passages found")
+    for rank, p in enumerate(passages, start=1):
+        snippet = " ".join(p.text.split())
+        snippet = snippet if len(snippet) <= 200 else snippet[:199] + "…"
+        typer.echo(f"{rank}. {p.score:.3f}  {p.id}  {p.title}\n   {snippet}")
+
+
+@app.command()
+@_user_errors
+def stats(store: StoreOpt = None, chroma_url: UrlOpt = None) -> None:
+    """Show the manifest: embedding model, corpus version, chunks, documents."""
+    from rag.store import get_backend
+    from rag.store import _no_store
+
+    backend = get_backend(store, chroma_url)
+    m = backend.read_manifest()
+    if m is None:
+        raise _no_store(backend)
+    rows = [
+        ("location", backend.location),
+        ("version", m.version),
+        ("embedding model", f"{m.embedding_model} ({m.dimension} dimensions)"),
+        ("corpus version", m.corpus_version),
+        ("chunks", str(m.chunk_count)),
+        ("documents", f"{m.doc_count} ({len(m.user_documents)} added by you)"),
+        ("your documents", ", ".join(m.user_documents) or "-"),
+        ("built", m.built_at),
+        ("updated", m.updated_at),
+    ]
+    for name, value in rows:
+        typer.echo(f"{name + ':':17}{value}")
+
+
+@app.command("eval")
+@_user_errors
+def eval_(
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="Folder or .jsonl file (default: the repo's query set).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="Cut-off for recall@k and MRR@k.")] = 5,
+    misses: Annotated[bool, typer.Option("--misses", help="Also list the queries that missed.")] = False,
+    store: StoreOpt = None,
+    chroma_url: UrlOpt = None,
+) -> None:
+    """Recall@k and MRR@k of the knowledge base over the retrieval query set."""
+    from rag.evaluate import evaluate, format_result, load_queries
+    from rag.retriever import build_default_retriever
+
+    query_set = load_queries(queries)
+    retriever = build_default_retriever(store, chroma_url=chroma_url)
+    result = evaluate(retriever.search, query_set, k=k)
+    typer.echo(format_result(result))
+    if misses:
+        for miss in result.misses:
+            typer.echo(f"  miss: {miss['query']!r} wanted {miss['relevant']} got {miss['got']}")
+
+
+if __name__ == "__main__":
+    app()

@@ -382,6 +382,18 @@ class KnowledgeBaseStore:
     def version(self) -> str:
         return self.manifest.version
 
+    def refresh(self) -> None:
+        """Follow a rebuild or add made by another process since this store was opened (cheap manifest read)."""
+        current = self.backend.read_manifest()
+        if current is None or current.generation == self.manifest.generation:
+            return
+        if current.embedding_model != self.embedder.name:
+            raise RetrievalError(
+                f"The knowledge base was rebuilt with embedding model '{current.embedding_model}'; "
+                "restart dermassist to use it."
+            )
+        self._open(current)
+
     def count(self) -> int:
         return self.collection.count()
 
@@ -409,6 +421,18 @@ class KnowledgeBaseStore:
             include=["documents", "metadatas", "distances", "embeddings"],
         )
         return {key: list(result[key][0]) for key in ("ids", "documents", "metadatas", "distances", "embeddings")}
+
+    def get(self, ids: list[str]) -> dict[str, list]:
+        """Stored chunks by id (ids, documents, metadatas, embeddings), in the order asked."""
+        got = self.collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
+        where = {cid: i for i, cid in enumerate(got["ids"])}
+        order = [where[cid] for cid in ids if cid in where]
+        return {
+            "ids": [got["ids"][i] for i in order],
+            "documents": [got["documents"][i] for i in order],
+            "metadatas": [got["metadatas"][i] for i in order],
+            "embeddings": [np.asarray(got["embeddings"][i], dtype=np.float32) for i in order],
+        }
 
     def add(self, docs: list[GuidelineDoc]) -> Manifest:
         """Add (or replace, by doc id) user documents: embed all first, then write a new generation atomically."""

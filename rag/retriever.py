@@ -1,0 +1,302 @@
+"""``KnowledgeBaseRetriever``: the ``assistant.retrieval.Retriever`` over the Chroma knowledge base.
+
+search: embed the query -> fetch ``fetch_factor * k`` nearest chunks (with their embeddings, optionally filtered
+by condition id or ontology category) -> optional cross-encoder re-ranking -> MMR (maximal marginal relevance) to
+pick ``k`` chunks that are relevant *and* not near-duplicates (six sections of one document otherwise crowd out
+the differentials) -> ``Passage``s with stable chunk ids.
+
+There is no default re-ranker: no cross-encoder ships with dermassist and nothing is downloaded. Pass any
+``sentence_transformers.CrossEncoder`` name or local folder as ``reranker=`` to enable one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.case import Case, Modality
+from assistant.errors import RetrievalError
+from assistant.retrieval import Passage
+from rag.embeddings import Embedder
+from rag.store import KnowledgeBaseStore, open_or_build
+
+DEFAULT_K = 5
+MAX_K = 50
+DEFAULT_FETCH_FACTOR = 4
+DEFAULT_MMR_LAMBDA = 0.7
+MAX_QUERY_CHARS = 4000
+
+
+def case_query(case: Case) -> str:
+    """A natural-language query from the case: symptoms, site, duration, history, question, modality.
+
+    Returns "" when the case says nothing retrievable (then ``retrieve`` returns no passages).
+    """
+    ctx = case.context
+    symptoms = ctx.symptoms.present()
+    lesion = f"skin lesion with {', '.join(symptoms)}" if symptoms else "skin lesion"
+    parts = []
+    if symptoms or ctx.body_site or ctx.duration:
+        sentence = lesion + (f" on the {ctx.body_site}" if ctx.body_site else "")
+        sentence += f" for {ctx.duration}" if ctx.duration else ""
+        parts.append(sentence + ".")
+    if ctx.history:
+        parts.append(f"History: {ctx.history.rstrip('.')}.")
+    if ctx.question:
+        parts.append(ctx.question)
+    if not parts:
+        return ""
+    if case.modality != Modality.clinical:
+        parts.append(f"({case.modality.value} image)")
+    return " ".join(parts)
+
+
+def mmr(candidates: np.ndarray, relevance: np.ndarray, k: int, lam: float) -> list[int]:
+    """Indices of ``k`` candidates chosen greedily by ``lam * relevance - (1 - lam) * max similarity to chosen``."""
+    if len(candidates) == 0:
+        return []
+    sims = candidates @ candidates.T
+    chosen: list[int] = [int(np.argmax(relevance))]
+    while len(chosen) < min(k, len(candidates)):
+        redundancy = sims[:, chosen].max(axis=1)
+        scores = lam * relevance - (1 - lam) * redundancy
+        scores[chosen] = -np.inf
+        chosen.append(int(np.argmax(scores)))
+    return chosen
+
+
+_STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have he her his i in is it its my of on or she so that the their "
+    "them they this to was were what when which who will with you your me we our do does did can could should "
+    "would there been into than then also not no".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens without stopwords, with a light plural strip ('plaques' -> 'plaque')."""
+    tokens = []
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if word in _STOPWORDS:
+            continue
+        if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+            word = word[:-1]
+        tokens.append(word)
+    return tokens
+
+
+class BM25:
+    """Okapi BM25 over chunk texts with an inverted index (numpy only); built once per store generation."""
+
+    def __init__(self, ids: list[str], texts: list[str], k1: float = 1.2, b: float = 0.75):
+        self.ids = ids
+        self.k1, self.b = k1, b
+        self.lengths = np.zeros(len(texts), dtype=np.float32)
+        postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for i, text in enumerate(texts):
+            counts = Counter(tokenize(text))
+            self.lengths[i] = sum(counts.values())
+            for term, tf in counts.items():
+                postings[term].append((i, tf))
+        self.avg_length = float(self.lengths.mean()) if len(texts) else 0.0
+        n = len(texts)
+        self.index = {
+            term: (
+                np.array([d for d, _ in rows], dtype=np.int64),
+                np.array([tf for _, tf in rows], dtype=np.float32),
+                math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5)),
+            )
+            for term, rows in postings.items()
+        }
+
+    def scores(self, query: str) -> np.ndarray:
+        total = np.zeros(len(self.ids), dtype=np.float32)
+        norm = self.k1 * (1 - self.b + self.b * self.lengths / max(self.avg_length, 1e-9))
+        for term in set(tokenize(query)):
+            if term in self.index:
+                docs, tf, idf = self.index[term]
+                total[docs] += idf * tf * (self.k1 + 1) / (tf + norm[docs])
+        return total
+
+
+def _ontology():
+    try:
+        from rag.ontology import default_ontology
+
+        return default_ontology()
+    except Exception:  # no ontology (yet): filters are passed through unchecked
+        return None
+
+
+class KnowledgeBaseRetriever:
+    def __init__(
+        self,
+        store: KnowledgeBaseStore,
+        *,
+        k: int = DEFAULT_K,
+        fetch_factor: int = DEFAULT_FETCH_FACTOR,
+        mmr_lambda: float = DEFAULT_MMR_LAMBDA,
+        reranker: str | None = None,
+        hybrid: bool = False,
+        rrf_k: int = 60,
+    ):
+        if not 0.0 <= mmr_lambda <= 1.0:
+            raise RetrievalError(f"MMR lambda must be between 0 and 1, got {mmr_lambda}.")
+        self.store = store
+        self.k = self._check_k(k)
+        self.fetch_factor = max(1, fetch_factor)
+        self.mmr_lambda = mmr_lambda
+        self.reranker_name = reranker
+        self.hybrid = hybrid
+        self.rrf_k = rrf_k
+        self._bm25: tuple[str, BM25, list[dict]] | None = None
+
+    @property
+    def version(self) -> str | None:
+        return self.store.version
+
+    @cached_property
+    def _reranker(self):
+        from sentence_transformers import CrossEncoder
+
+        try:
+            return CrossEncoder(self.reranker_name)
+        except Exception as err:
+            raise RetrievalError(
+                f"Re-ranker '{self.reranker_name}' could not be loaded ({type(err).__name__}); give a local "
+                "cross-encoder folder or a model already in the Hugging Face cache."
+            ) from None
+
+    def retrieve(self, case: Case, k: int | None = None) -> list[Passage]:
+        query = case_query(case)
+        return self.search(query, k) if query else []
+
+    def search(
+        self, query: str, k: int | None = None, *, condition: str | None = None, category: str | None = None
+    ) -> list[Passage]:
+        query = (query or "").strip()
+        if not query:
+            raise RetrievalError("The search query is empty; type what you are looking for.")
+        k = self._check_k(self.k if k is None else k)
+        cid, cat = self._filters(condition, category)
+        self.store.refresh()
+        q = self.store.embedder.embed([query[:MAX_QUERY_CHARS]])[0]
+        n = self.fetch_factor * k
+        found = self.store.query(q, n, where=self._where(cid, cat))
+        if self.hybrid:
+            found = self._fuse(query, q, found, n, cid, cat)
+        if not found["ids"]:
+            return []
+        vectors = np.asarray(found["embeddings"], dtype=np.float32).reshape(len(found["ids"]), -1)
+        scores = vectors @ q  # cosine similarity (unit vectors)
+        relevance = np.asarray(found.get("fused", scores), dtype=np.float32)
+        if self.reranker_name:
+            scores = np.asarray(self._reranker.predict([(query, d) for d in found["documents"]]), dtype=np.float32)
+            relevance = scores
+        spread = float(relevance.max() - relevance.min())
+        relevance = (relevance - relevance.min()) / spread if spread > 0 else np.ones_like(relevance)
+        order = mmr(vectors, relevance, k, self.mmr_lambda)
+        return [self._passage(found, i, float(scores[i])) for i in order]
+
+    def _lexical(self) -> tuple[BM25, list[dict]]:
+        generation = self.store.manifest.generation
+        if self._bm25 is None or self._bm25[0] != generation:
+            records = list(self.store.records())
+            index = BM25([r["id"] for r in records], [r["document"] for r in records])
+            self._bm25 = (generation, index, [r["metadata"] for r in records])
+        return self._bm25[1], self._bm25[2]
+
+    def _fuse(self, query: str, q: np.ndarray, dense: dict, n: int, cid: str | None, cat: str | None) -> dict:
+        """Reciprocal-rank fusion of the dense candidates with BM25's top ``n`` (same filters)."""
+        bm25, metas = self._lexical()
+        lexical = bm25.scores(query)
+        if cid or cat:
+            allowed = np.array(
+                [(not cid or cid in (m.get("conditions") or [])) and (not cat or cat in (m.get("categories") or []))
+                 for m in metas]
+            )
+            lexical = np.where(allowed, lexical, 0.0)
+        top = [i for i in np.argsort(-lexical, kind="stable")[:n] if lexical[i] > 0]
+        fused: dict[str, float] = defaultdict(float)
+        for rank, cid_ in enumerate(dense["ids"], start=1):
+            fused[cid_] += 1.0 / (self.rrf_k + rank)
+        for rank, i in enumerate(top, start=1):
+            fused[bm25.ids[i]] += 1.0 / (self.rrf_k + rank)
+        chosen = sorted(fused, key=lambda x: -fused[x])[:n]
+        missing = [x for x in chosen if x not in set(dense["ids"])]
+        extra = self.store.get(missing) if missing else {"ids": []}
+        pool = {key: dict(zip(dense["ids"], dense[key])) for key in ("documents", "metadatas", "embeddings")}
+        for key in pool:
+            pool[key].update(zip(extra["ids"], extra.get(key, [])))
+        return {
+            "ids": chosen,
+            "documents": [pool["documents"][x] for x in chosen],
+            "metadatas": [pool["metadatas"][x] for x in chosen],
+            "embeddings": [pool["embeddings"][x] for x in chosen],
+            "fused": [fused[x] for x in chosen],
+        }
+
+    @staticmethod
+    def _check_k(k: int) -> int:
+        if not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise RetrievalError(f"The number of passages k must be between 1 and {MAX_K}, got {k!r}.")
+        return k
+
+    @staticmethod
+    def _filters(condition: str | None, category: str | None) -> tuple[str | None, str | None]:
+        """Validated (condition id, category); synonyms are mapped to ids when the ontology is available."""
+        ontology = _ontology()
+        cid = condition.strip() if condition and condition.strip() else None
+        cat = category.strip().lower() if category and category.strip() else None
+        if cid and ontology is not None:
+            cid = ontology.normalize(cid)
+            if not cid:
+                raise RetrievalError(f"Unknown condition '{condition}'; use an id such as 'psoriasis'.")
+        if cat and ontology is not None:
+            known = sorted({str(getattr(c.category, "value", c.category)) for c in ontology.conditions})
+            if cat not in known:
+                raise RetrievalError(f"Unknown category '{category}'; choose from {', '.join(known)}.")
+        return cid, cat
+
+    @staticmethod
+    def _where(cid: str | None, cat: str | None) -> dict[str, Any] | None:
+        clauses = []
+        if cid:
+            clauses.append({"conditions": {"$contains": cid}})
+        if cat:
+            clauses.append({"categories": {"$contains": cat}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    @staticmethod
+    def _passage(found: dict[str, list], i: int, score: float) -> Passage:
+        meta = found["metadatas"][i] or {}
+        title, section = meta.get("doc_title", ""), meta.get("section", "")
+        text = found["documents"][i] or ""
+        prefix = f"{title} — {section}\n\n"
+        return Passage(
+            id=found["ids"][i],
+            title=f"{title} — {section}" if section else title,
+            source=meta.get("source", "dermassist guideline summary"),
+            text=text[len(prefix):] if text.startswith(prefix) else text,
+            url=meta.get("url"),
+            score=round(score, 4),
+            condition_ids=list(meta.get("conditions") or []),
+        )
+
+
+def build_default_retriever(
+    path: Path | str | None = None,
+    *,
+    chroma_url: str | None = None,
+    embedding_model: str | Embedder | None = None,
+    **options: Any,
+) -> KnowledgeBaseRetriever:
+    """The retriever over the default store (``$DERMASSIST_HOME/kb``), built from the packaged corpus on first use."""
+    return KnowledgeBaseRetriever(open_or_build(path, chroma_url=chroma_url, embedder=embedding_model), **options)
