@@ -5,8 +5,9 @@ of each side), keeping pixels whose L* lies in the ring's interquartile range (d
 lesion reaching the border). ITA -> Fitzpatrick-like category after Del Bino & Bernerd (2013), as used by
 Groh et al. (2021): > 55 I, 41-55 II, 28-41 III, 10-28 IV, -30-10 V, < -30 VI.
 
-The estimate is crude (lighting, white balance and erythema move it) and is always reported as *estimated*,
-never mixed with labelled groups.
+The estimate is crude (lighting, white balance and erythema move it) and is always reported as its own scale,
+``fitzpatrick_estimated``, never mixed with labelled groups. When a task asks for it, every image gets an
+estimate (also those with labels, so the estimate can be checked against them).
 """
 
 from __future__ import annotations

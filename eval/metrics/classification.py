@@ -87,6 +87,6 @@ def baselines(y_true, k: int) -> dict[str, dict[str, float | None]]:
     chance_f1 = 2 * prev * (1 / k) / (prev + 1 / k)
     return {
         "majority": {"accuracy": accuracy(t, np.full_like(t, majority)), "balanced_accuracy": balanced_accuracy(cm),
-                     "macro_f1": macro_f1(cm), "class_index": majority},
+                     "macro_f1": macro_f1(cm)},
         "chance": {"accuracy": 1 / k, "balanced_accuracy": 1 / k, "macro_f1": float(np.mean(chance_f1[present]))},
     }
