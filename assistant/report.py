@@ -178,6 +178,8 @@ def draft_json_schema(citation_ids: list[str] | None = None) -> dict:
     if citation_ids:
         item.clear()
         item.update({"type": "string", "enum": sorted(set(citation_ids))})
+        # With passages retrieved, every differential item must rest on at least one of them.
+        schema["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]["minItems"] = 1
     else:
         schema["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]["maxItems"] = 0
     return schema

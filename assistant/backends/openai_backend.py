@@ -1,0 +1,85 @@
+"""Any OpenAI-compatible chat server: a `vllm` server, a hosted model, or dermassist's own endpoint.
+
+Images travel as base64 PNG data URLs of the already-cleaned pixels (no metadata leaves this process); the report
+schema goes as ``response_format`` json_schema. Against a vLLM server start it with
+``--structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'`` (``dermassist
+vllm-args`` prints the full command) to get the same compact JSON as the in-process backends.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+from assistant.backends.base import BackendConfig, ChatMessage, GenerationRequest, GenerationResult, ImagePart
+from assistant.errors import BackendError, ConfigError
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, config: BackendConfig) -> None:
+        import openai
+
+        if not config.base_url:
+            raise ConfigError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        self.config = config
+        self._openai = openai
+        self.client = openai.OpenAI(base_url=config.base_url,
+                                    api_key=config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+                                    timeout=config.timeout_s, max_retries=1)
+
+    def _served_name(self, adapter: str | None) -> str:
+        if adapter is None:
+            return self.config.model
+        if adapter not in self.config.adapters:
+            raise ConfigError(f"unknown adapter {adapter!r}; configured: {sorted(self.config.adapters) or 'none'}")
+        return self.config.adapters[adapter] or adapter  # the served LoRA name (vLLM --lora-modules NAME=PATH)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        kwargs: dict = dict(model=self._served_name(request.adapter), messages=_openai_messages(request.messages),
+                            max_tokens=request.max_new_tokens, temperature=request.temperature,
+                            top_p=request.top_p, seed=request.seed)
+        if request.json_schema is not None:
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "dermassist_report", "schema": request.json_schema,
+                                                         "strict": True}}
+        try:
+            response = self.client.chat.completions.create(**kwargs)
+        except self._openai.APIConnectionError:
+            raise BackendError(f"cannot reach the model server at {self.config.base_url}") from None
+        except self._openai.APITimeoutError:
+            raise BackendError(f"the model server at {self.config.base_url} timed out") from None
+        except self._openai.APIStatusError as exc:
+            raise BackendError(
+                f"the model server at {self.config.base_url} answered {exc.status_code}: {_message(exc)}") from None
+        choice = response.choices[0]
+        usage = response.usage
+        return GenerationResult(text=choice.message.content or "", model=response.model, adapter=request.adapter,
+                                prompt_tokens=usage.prompt_tokens if usage else 0,
+                                completion_tokens=usage.completion_tokens if usage else 0,
+                                finish_reason=choice.finish_reason or "stop")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _openai_messages(messages: tuple[ChatMessage, ...]) -> list[dict]:
+    out = []
+    for message in messages:
+        content = []
+        for part in message.parts:
+            if isinstance(part, ImagePart):
+                url = "data:image/png;base64," + base64.b64encode(part.image.png_bytes()).decode("ascii")
+                content.append({"type": "image_url", "image_url": {"url": url}})
+            else:
+                content.append({"type": "text", "text": part.text})
+        out.append({"role": message.role, "content": content})
+    return out
+
+
+def _message(exc) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error", {}).get("message") or "")[:200]
+    return str(exc)[:200]
