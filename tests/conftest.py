@@ -6,13 +6,13 @@ started as users start them. Environment variables are set at import so CLI subp
 
 from __future__ import annotations
 
-import io
 import os
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from helpers import lesion_image
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="dermassist-test-home-"))
 os.environ.setdefault("DERMASSIST_HOME", str(_SESSION_HOME))
@@ -36,29 +36,8 @@ def tiny_lora(tiny_model) -> Path:
     return tiny_model.parent / "lora"
 
 
-def lesion_image(size=(320, 240), skin=(224, 180, 150), lesion=(90, 50, 40)):
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", size, skin)
-    w, h = size
-    ImageDraw.Draw(img).ellipse((w * 0.35, h * 0.3, w * 0.65, h * 0.7), fill=lesion)
-    return img
-
-
 @pytest.fixture
 def lesion_jpeg(tmp_path) -> Path:
     path = tmp_path / "lesion.jpg"
     lesion_image().save(path, format="JPEG", quality=90)
     return path
-
-
-def jpeg_bytes(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG")
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
