@@ -105,19 +105,22 @@ RULES: tuple[Rule, ...] = (emergency_condition, suspected_malignancy, diagnosis_
 
 
 def apply_safety(report: Report, case: Case, ontology: Ontology, policy: SafetyPolicy = SafetyPolicy()) -> Report:
-    """Return a copy of ``report`` with every rule applied; triage never goes down; disclaimer always set."""
-    triage = report.triage
-    red_flags = list(report.red_flags)
-    actions = list(report.safety)
+    """Return a copy of ``report`` with every rule applied; triage never goes down; disclaimer always set.
+
+    Rules run in order on the report as escalated so far, so a later rule only fires when it still adds something.
+    """
+    report = report.model_copy(update={"disclaimer": DISCLAIMER})
     for rule in RULES:
         escalation = rule(report, case, ontology, policy)
         if escalation is None:
             continue
+        triage = report.triage
         raised = urgency_at_least(triage.urgency, escalation.floor)
         if raised != triage.urgency:
             triage = triage.model_copy(update={"urgency": raised, "action": ACTIONS[raised]})
-        if escalation.red_flag not in red_flags:
-            red_flags.append(escalation.red_flag)
-        actions.append(SafetyAction(rule=escalation.rule, detail=escalation.detail))
-    return report.model_copy(update={"triage": triage, "red_flags": red_flags, "safety": actions,
-                                     "disclaimer": DISCLAIMER})
+        red_flags = report.red_flags if escalation.red_flag in report.red_flags else [*report.red_flags,
+                                                                                      escalation.red_flag]
+        report = report.model_copy(update={
+            "triage": triage, "red_flags": red_flags,
+            "safety": [*report.safety, SafetyAction(rule=escalation.rule, detail=escalation.detail)]})
+    return report
