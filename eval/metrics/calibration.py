@@ -9,7 +9,7 @@ def reliability_bins(confidence, correct, n_bins: int = 10) -> list[dict]:
     """Bins (lo, hi]; a confidence of exactly 0 falls in the first bin."""
     c = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
     y = np.asarray(correct, dtype=float)
-    idx = np.clip(np.ceil(c * n_bins).astype(int) - 1, 0, n_bins - 1)
+    idx = np.clip(np.ceil(np.round(c * n_bins, 9)).astype(int) - 1, 0, n_bins - 1)  # 0.7*10 = 7.000000000000001
     bins = []
     for b in range(n_bins):
         m = idx == b
