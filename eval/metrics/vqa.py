@@ -24,7 +24,7 @@ import string
 LETTERS = string.ascii_uppercase
 YES_NO = ("yes", "no")
 _MARKER = re.compile(r"(?:final\s+answer|correct\s+answer|answer)\s*(?:is|:|=|-)\s*", re.IGNORECASE)
-_NEGATIONS = {"not", "no", "isn't", "isnt", "unlikely", "without", "never", "excluding", "exclude", "out", "nor"}
+_NEGATIONS = {"not", "no", "isn't", "isnt", "unlikely", "without", "never", "excluding", "exclude", "nor"}
 _STRIP = " \t\n\r.,;:!?\"'`*()[]{}<>"
 
 
@@ -64,16 +64,23 @@ def _leading(text: str, choices: list[str]) -> str | None:
     return None
 
 
+def _negated(prefix: str) -> bool:
+    """A negation cue among the last three words of the clause before a mention."""
+    clause = re.split(r"[.;,:!?\n]", prefix)[-1]
+    before = clause.split()[-3:]
+    return bool(_NEGATIONS & set(before)) or bool(re.search(r"\brul(e|ed|ing)\s+out\s*$", clause))
+
+
 def _mentions(text: str, choices: list[str]) -> str | None:
-    low = " " + re.sub(r"[^\w\s'-]", " ", text.lower()) + " "
+    raw = " " + text.lower() + " "
+    low = re.sub(r"[^\w\s'-]", " ", raw)  # same length as raw: indices line up
     spans: dict[int, list[tuple[int, int]]] = {}
     for i, c in enumerate(choices):
         phrase = re.sub(r"[^\w\s'-]", " ", c.lower()).strip()
         if not phrase:
             continue
         for m in re.finditer(r"(?<![\w'-])" + re.escape(phrase) + r"(?![\w'-])", low):
-            before = low[: m.start()].split()[-3:]
-            if _NEGATIONS & set(before) or "rule" in before and "out" in low[m.start() - 10: m.start()]:
+            if _negated(raw[: m.start()]):
                 continue
             spans.setdefault(i, []).append((m.start(), m.end()))
     # drop options whose every occurrence lies inside a longer matched option's occurrence
