@@ -61,7 +61,7 @@ def evaluate(
     if not model:
         _fail("missing --model (a model path, hub id or served model name; 'demo' for the tiny model)")
     try:
-        from eval.runner import EvalSettings, run_eval, load_task_dataset
+        from eval.runner import EvalSettings, load_task_dataset, run_eval
         from eval.task import load_task
 
         cfg = load_task(task)

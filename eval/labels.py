@@ -13,9 +13,7 @@ import re
 from functools import lru_cache
 
 _MALIGNANT = frozenset(
-    "melanoma basal_cell_carcinoma squamous_cell_carcinoma scc_in_situ actinic_keratosis keratoacanthoma "
-    "merkel_cell_carcinoma kaposi_sarcoma mycosis_fungoides dermatofibrosarcoma_protuberans "
-    "actinic_keratosis_intraepithelial_carcinoma".split()
+    ["melanoma", "basal_cell_carcinoma", "squamous_cell_carcinoma", "scc_in_situ", "actinic_keratosis", "keratoacanthoma", "merkel_cell_carcinoma", "kaposi_sarcoma", "mycosis_fungoides", "dermatofibrosarcoma_protuberans", "actinic_keratosis_intraepithelial_carcinoma"]
 )
 _UMBRELLAS = {
     "benign_keratosis": {"seborrheic_keratosis", "solar_lentigo", "lichen_planus_like_keratosis"},
@@ -25,21 +23,7 @@ _UMBRELLAS = {
     },
     "actinic_keratosis_intraepithelial_carcinoma": {"actinic_keratosis", "scc_in_situ"},
 }
-_OTHER_IDS = (
-    "atypical_nevus melanocytic_nevus lentigo dermatofibroma skin_tag epidermoid_cyst lipoma sebaceous_hyperplasia "
-    "dermatosis_papulosa_nigra milia neurofibroma keloid scar acne rosacea atopic_dermatitis "
-    "allergic_contact_dermatitis irritant_contact_dermatitis seborrheic_dermatitis stasis_dermatitis "
-    "dyshidrotic_eczema nummular_eczema lichen_simplex_chronicus psoriasis lichen_planus pityriasis_rosea urticaria "
-    "angioedema hidradenitis_suppurativa perioral_dermatitis granuloma_annulare bullous_pemphigoid "
-    "pemphigus_vulgaris erythema_multiforme sjs_ten drug_eruption dress_syndrome cutaneous_lupus dermatomyositis "
-    "cutaneous_vasculitis erythema_nodosum pyoderma_gangrenosum lichen_sclerosus prurigo_nodularis intertrigo "
-    "keratosis_pilaris insect_bite_reaction tinea tinea_capitis onychomycosis tinea_versicolor "
-    "cutaneous_candidiasis impetigo cellulitis folliculitis skin_abscess necrotizing_fasciitis "
-    "staphylococcal_scalded_skin_syndrome scabies head_lice molluscum_contagiosum verruca_vulgaris herpes_simplex "
-    "herpes_zoster varicella measles mpox cowpox hand_foot_mouth_disease eczema_herpeticum meningococcal_purpura "
-    "erythema_migrans secondary_syphilis scarlet_fever vitiligo melasma post_inflammatory_hyperpigmentation "
-    "pityriasis_alba acanthosis_nigricans alopecia_areata androgenetic_alopecia telogen_effluvium venous_leg_ulcer"
-).split()
+_OTHER_IDS = ["atypical_nevus", "melanocytic_nevus", "lentigo", "dermatofibroma", "skin_tag", "epidermoid_cyst", "lipoma", "sebaceous_hyperplasia", "dermatosis_papulosa_nigra", "milia", "neurofibroma", "keloid", "scar", "acne", "rosacea", "atopic_dermatitis", "allergic_contact_dermatitis", "irritant_contact_dermatitis", "seborrheic_dermatitis", "stasis_dermatitis", "dyshidrotic_eczema", "nummular_eczema", "lichen_simplex_chronicus", "psoriasis", "lichen_planus", "pityriasis_rosea", "urticaria", "angioedema", "hidradenitis_suppurativa", "perioral_dermatitis", "granuloma_annulare", "bullous_pemphigoid", "pemphigus_vulgaris", "erythema_multiforme", "sjs_ten", "drug_eruption", "dress_syndrome", "cutaneous_lupus", "dermatomyositis", "cutaneous_vasculitis", "erythema_nodosum", "pyoderma_gangrenosum", "lichen_sclerosus", "prurigo_nodularis", "intertrigo", "keratosis_pilaris", "insect_bite_reaction", "tinea", "tinea_capitis", "onychomycosis", "tinea_versicolor", "cutaneous_candidiasis", "impetigo", "cellulitis", "folliculitis", "skin_abscess", "necrotizing_fasciitis", "staphylococcal_scalded_skin_syndrome", "scabies", "head_lice", "molluscum_contagiosum", "verruca_vulgaris", "herpes_simplex", "herpes_zoster", "varicella", "measles", "mpox", "cowpox", "hand_foot_mouth_disease", "eczema_herpeticum", "meningococcal_purpura", "erythema_migrans", "secondary_syphilis", "scarlet_fever", "vitiligo", "melasma", "post_inflammatory_hyperpigmentation", "pityriasis_alba", "acanthosis_nigricans", "alopecia_areata", "androgenetic_alopecia", "telogen_effluvium", "venous_leg_ulcer"]
 _FALLBACK_IDS = frozenset(_OTHER_IDS) | _MALIGNANT | set(_UMBRELLAS) | set().union(*_UMBRELLAS.values())
 _FALLBACK_SYNONYMS = {
     "nevus": "melanocytic_nevus", "naevus": "melanocytic_nevus", "mole": "melanocytic_nevus",

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from eval.results import EvalResults  # noqa: E402
+from eval.results import EvalResults
 
 
 def confusion_plot(results: EvalResults, path: Path) -> Path | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,7 +92,6 @@ class SampleRecord(_Model):
     scores: dict[str, float] = Field(default_factory=dict, description="per-sample text scores")
     bleu_stats: list[float] | None = None
     delta_bleu_stats: list[float] | None = None
-    judge: dict[str, Any] | None = None
 
 
 class RunInfo(_Model):
@@ -121,7 +120,7 @@ class RunInfo(_Model):
     n_errors: int
     ontology: str = Field(description="rag.ontology, or the built-in fallback")
     started_at: datetime
-    finished_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class EvalResults(_Model):
@@ -145,5 +144,5 @@ class EvalResults(_Model):
         path.write_text(self.model_dump_json(indent=2), encoding="utf-8")
 
     @classmethod
-    def read(cls, path: Path) -> "EvalResults":
+    def read(cls, path: Path) -> EvalResults:
         return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

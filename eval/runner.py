@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ def run_sample(pipeline, task: TaskConfig, sample: Sample, adapter_name: str | N
 
 
 def run_eval(settings: EvalSettings, pipeline, bert=None) -> EvalResults:
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     task = settings.task
     dataset, data_path, root = load_task_dataset(task, settings.data, settings.images_root)
     samples = dataset.samples[: settings.limit] if settings.limit else dataset.samples

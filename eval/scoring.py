@@ -177,12 +177,12 @@ class Scorer:
                 return metric(i) if i.size else None
             return f
 
-        cm = lambda i: clf.confusion(self.t[i], self.p[i], k)  # noqa: E731
+        cm = lambda i: clf.confusion(self.t[i], self.p[i], k)
         self.fns["accuracy"] = on_scored(lambda i: clf.accuracy(self.t[i], self.p[i]))
         self.fns["balanced_accuracy"] = on_scored(lambda i: clf.balanced_accuracy(cm(i)))
         self.fns["macro_f1"] = on_scored(lambda i: clf.macro_f1(cm(i)))
         self.fns["top3_accuracy"] = _rate(hit3)
-        n_scored = lambda idx: int(scored[idx].sum())  # noqa: E731
+        n_scored = lambda idx: int(scored[idx].sum())
         for name in ("accuracy", "balanced_accuracy", "macro_f1"):
             self.counts[name] = n_scored
         self.counts["top3_accuracy"] = _count(hit3)
@@ -217,11 +217,6 @@ class Scorer:
         self.fns["accuracy"], self.counts["accuracy"] = _rate(ok), _count(ok)
         unparsed = _arr(self.records, lambda r: float(r.extracted is None) if r.status == "ok" else np.nan)
         self.fns["unparsed_rate"], self.counts["unparsed_rate"] = _rate(unparsed), _count(unparsed)
-        self._judge()
-
-    def _judge(self):
-        j = _arr(self.records, lambda r: _b(r.judge.get("correct")) if r.judge else np.nan)
-        self.fns["judge_accuracy"], self.counts["judge_accuracy"] = _rate(j), _count(j)
 
     def _open_vqa(self):
         for name in ("token_f1", "rouge_l", "bertscore"):
@@ -236,7 +231,6 @@ class Scorer:
             d = np.array([r.delta_bleu_stats for r in self.records], dtype=float)
             self.fns["delta_bleu"] = lambda idx: corpus_bleu(BleuStats.from_list(d[idx].sum(0)), 4)
             self.counts["delta_bleu"] = lambda idx: int(idx.size)
-        self._judge()
 
     def value(self, name: str, idx: np.ndarray, n_boot: int, seed: int, with_ci: bool) -> MetricValue:
         fn = self.fns[name]

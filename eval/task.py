@@ -28,9 +28,8 @@ CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_acc
 METRICS_BY_TYPE: dict[str, list[str]] = {
     "classification": CLASSIFICATION_METRICS,
     "report": CLASSIFICATION_METRICS,
-    "closed_vqa": ["accuracy", "unparsed_rate", "judge_accuracy"],
-    "open_vqa": ["token_f1", "rouge_l", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "delta_bleu", "bertscore",
-                 "judge_accuracy"],
+    "closed_vqa": ["accuracy", "unparsed_rate"],
+    "open_vqa": ["token_f1", "rouge_l", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "delta_bleu", "bertscore"],
 }
 PROMPT_FIELDS = {"question", "choices"}
 
@@ -70,7 +69,7 @@ class TaskConfig(_Strict):
     bertscore_model: str | None = Field(None, description="local model path for BERTScore; none = not computed")
 
     @model_validator(mode="after")
-    def _check(self) -> "TaskConfig":
+    def _check(self) -> TaskConfig:
         if self.dataset.adapter not in adapter_names():
             raise ValueError(f"unknown dataset adapter {self.dataset.adapter!r}; choose from {adapter_names()}")
         allowed = METRICS_BY_TYPE[self.type]

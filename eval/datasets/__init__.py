@@ -29,8 +29,16 @@ _REGISTRY: dict[str, str] = {
     "jsonl_manifest": "eval.datasets.vqa:jsonl_manifest",
 }
 
-__all__ = ["DatasetError", "Dataset", "Sample", "Skipped", "adapter_names", "get_adapter", "load_dataset",
-           "register_adapter"]
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "Sample",
+    "Skipped",
+    "adapter_names",
+    "get_adapter",
+    "load_dataset",
+    "register_adapter",
+]
 
 
 def register_adapter(name: str, target: str) -> None:

@@ -103,7 +103,7 @@ class BleuStats:
     sys_len: int = 0
     ref_len: int = 0
 
-    def __add__(self, other: "BleuStats") -> "BleuStats":
+    def __add__(self, other: BleuStats) -> BleuStats:
         return BleuStats([a + b for a, b in zip(self.correct, other.correct)],
                          [a + b for a, b in zip(self.total, other.total)],
                          self.sys_len + other.sys_len, self.ref_len + other.ref_len)
@@ -112,7 +112,7 @@ class BleuStats:
         return [*self.correct, *self.total, self.sys_len, self.ref_len]
 
     @classmethod
-    def from_list(cls, v: list[float]) -> "BleuStats":
+    def from_list(cls, v: list[float]) -> BleuStats:
         return cls(list(v[0:4]), list(v[4:8]), int(v[8]), int(v[9]))
 
 
