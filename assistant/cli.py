@@ -211,6 +211,7 @@ def _mount_subapps() -> None:
 
     app.add_typer(kb_app, name="kb")
     app.add_typer(eval_app, name="eval")
+    app.command("serve")(__import__("assistant.serving.cli", fromlist=["serve"]).serve)
 
 
 _mount_subapps()

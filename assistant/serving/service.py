@@ -1,0 +1,364 @@
+"""The serving logic: which model a request names, what it asks, and the pipeline call that answers it.
+
+Models:
+
+* ``dermassist-report`` — the last user message's images and text plus ``metadata`` clinical context → the full
+  report pipeline; the assistant message content is the Report JSON (validated, grounded, safety-checked).
+* ``dermassist-chat`` — a grounded free-text answer, multi-turn, with citations and safety notes.
+* every configured LoRA adapter, by its name — the report task with that adapter.
+
+Everything here is synchronous (the pipeline is); ``routes`` runs it in worker threads under the limiter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from assistant import __version__
+from assistant.backends.base import GenerationRequest, GenerationResult
+from assistant.case import Case, ClinicalContext, Modality, Symptoms
+from assistant.intake import IntakeImage, load_image
+from assistant.pipeline import ReportPipeline
+from assistant.report import Report, report_json_schema
+from assistant.serving.config import CHAT_MODEL, REPORT_MODEL, ServeConfig
+from assistant.serving.errors import ServingError
+from assistant.serving.images import ImageFetcher, decode_data_url
+from assistant.serving.protocol import (
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessageOut, Choice, ChunkChoice,
+    DeltaMessage, ModelCard, ModelList, Usage,
+)
+
+CONTEXT_FIELDS = frozenset(ClinicalContext.model_fields)
+METADATA_KEYS = CONTEXT_FIELDS | {"clinical_context", "modality"}
+
+
+@dataclass
+class Prepared:
+    """A request after validation and image intake: everything the pipeline needs, nothing it does not."""
+
+    model: str
+    task: str  # "report" | "chat"
+    adapter: str | None
+    images: list[IntakeImage]
+    context: ClinicalContext
+    modality: Modality
+    question: str
+    history: list[tuple[str, str]]
+    max_new_tokens: int | None
+    client_schema: dict | None
+    stream: bool
+    include_usage: bool
+    log: dict = field(default_factory=dict)  # PHI-free facts for the request log
+
+
+class _UsageRecorder:
+    """Wraps the shared backend for one request and adds up its token counts (reports may take 2 attempts)."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+        self.name = backend.name
+        self.config = backend.config
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        result = self._backend.generate(request)
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        return result
+
+    def close(self) -> None:  # the shared backend is closed by the service, never per request
+        pass
+
+
+class ServingService:
+    def __init__(self, pipeline: ReportPipeline, config: ServeConfig, *, fetcher: ImageFetcher | None = None) -> None:
+        self.pipeline = pipeline
+        self.config = config
+        self.fetcher = fetcher or ImageFetcher(config.allow_image_domains,
+                                               allow_private=config.allow_private_image_hosts,
+                                               timeout_s=config.image_fetch_timeout_s,
+                                               max_bytes=config.image_max_bytes)
+        self.public_model = public_model_name(pipeline.backend.config.model)
+        self.adapters = tuple(pipeline.backend.config.adapters)
+        self.fingerprint = f"dermassist-{__version__}-prompts-{pipeline.prompt_version}"
+        self.backend_ok = True
+        self._report_schemas = _canonical_schemas()
+
+    # -- models ------------------------------------------------------------------------------------------------
+    def models(self) -> ModelList:
+        cards = [
+            ModelCard(id=REPORT_MODEL, root=self.public_model,
+                      description="structured, grounded, safety-checked report (content is Report JSON)"),
+            ModelCard(id=CHAT_MODEL, root=self.public_model,
+                      description="grounded free-text answers with citations and safety notes, multi-turn"),
+        ]
+        cards += [ModelCard(id=name, root=self.public_model, parent=REPORT_MODEL,
+                            description=f"report with the LoRA adapter {name}") for name in self.adapters]
+        return ModelList(data=cards)
+
+    def resolve_model(self, model: str) -> tuple[str, str | None]:
+        if model == REPORT_MODEL:
+            return "report", None
+        if model == CHAT_MODEL:
+            return "chat", None
+        if model in self.adapters:
+            return "report", model
+        known = ", ".join([REPORT_MODEL, CHAT_MODEL, *self.adapters])
+        raise ServingError(f"the model {_shown(model)} does not exist; available: {known}", "model_not_found",
+                           "model")
+
+    # -- request → prepared -------------------------------------------------------------------------------------
+    def prepare(self, request: ChatCompletionRequest) -> Prepared:
+        """Validate a request and take in its images; raises ``DermassistError`` subclasses with clear messages."""
+        task, adapter = self.resolve_model(request.model)
+        self._refuse_unsupported(request, task)
+        max_new_tokens = self._max_tokens(request)
+        messages = request.messages
+        if len(messages) > self.config.max_messages:
+            raise ServingError(f"too many messages ({len(messages)}); the limit is {self.config.max_messages}",
+                               param="messages")
+        last = messages[-1]
+        if last.role != "user":
+            raise ServingError("the last message must be a user message", param="messages")
+        context, modality = parse_metadata(request.metadata)
+        if task == "report":
+            urls = last.image_urls()
+            if not urls:
+                raise ServingError("dermassist-report needs at least one image in the last user message "
+                                   "(an image_url content part with a data: URL)", param="messages")
+        else:
+            # A follow-up question keeps looking at the conversation's most recent images.
+            urls = next((m.image_urls() for m in reversed(messages) if m.role == "user" and m.image_urls()), [])
+        if len(urls) > self.config.max_images:
+            raise ServingError(f"too many images ({len(urls)}); the limit is {self.config.max_images} per request",
+                               param="messages")
+        images = [self._intake(url, f"image {i + 1}") for i, url in enumerate(urls)]
+        question = last.text().strip()
+        history = [("assistant" if m.role == "assistant" else "user", m.text())
+                   for m in messages[:-1] if m.role in ("user", "assistant") and m.text().strip()]
+        if task == "chat" and not question:
+            raise ServingError("the last user message has no text: ask a question", param="messages")
+        if task == "report" and question and not context.question:
+            try:
+                context = context.model_copy(update={"question": question[:2000]})
+            except ValidationError:
+                pass
+        client_schema = None
+        if request.response_format and request.response_format.type == "json_schema":
+            client_schema = (request.response_format.json_schema.schema_
+                             if request.response_format.json_schema else None)
+        log = {"model": request.model, "task": task, "adapter": adapter, "n_messages": len(messages),
+               "n_images": len(images), "stream": request.stream,
+               "images": [{"sha256": img.sha256[:16], "size": list(img.original_size), "format": img.source_format}
+                          for img in images],
+               "has_context": request.metadata is not None}
+        return Prepared(model=request.model, task=task, adapter=adapter, images=images, context=context,
+                        modality=modality, question=question, history=history, max_new_tokens=max_new_tokens,
+                        client_schema=client_schema, stream=request.stream,
+                        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+                        log=log)
+
+    def _refuse_unsupported(self, request: ChatCompletionRequest, task: str) -> None:
+        if request.n != 1:
+            raise ServingError("n must be 1: dermassist returns one answer per request", param="n")
+        if request.tools or request.functions:
+            raise ServingError("tools and functions are not supported", param="tools")
+        if request.logprobs:
+            raise ServingError("logprobs are not supported", param="logprobs")
+        fmt = request.response_format
+        if fmt is None or fmt.type == "text":
+            return
+        if task == "chat":
+            raise ServingError(f"response_format {fmt.type} is not supported by {CHAT_MODEL} (free text); use "
+                               f"{REPORT_MODEL} for JSON", param="response_format")
+        if fmt.type == "json_schema" and (fmt.json_schema is None or fmt.json_schema.schema_ is None):
+            raise ServingError("response_format json_schema needs a schema (the Report schema: `dermassist "
+                               "schema`)", param="response_format")
+
+    def _max_tokens(self, request: ChatCompletionRequest) -> int | None:
+        value = request.max_completion_tokens or request.max_tokens
+        if value is not None and value > self.config.max_tokens:
+            raise ServingError(f"max_tokens {value} is above this server's limit of {self.config.max_tokens}",
+                               param="max_tokens")
+        return value
+
+    def _intake(self, url: str, label: str) -> IntakeImage:
+        if url.startswith("data:"):
+            data = decode_data_url(url, label=label, max_bytes=self.config.image_max_bytes)
+        else:
+            data = self.fetcher.fetch(url, label=label).data
+        return load_image(data, label=label, budget=self.pipeline.settings.pixel_budget)
+
+    # -- prepared → answer -------------------------------------------------------------------------------------
+    def execute(self, prepared: Prepared) -> ChatCompletionResponse:
+        recorder = _UsageRecorder(self.pipeline.backend)
+        settings = self.pipeline.settings
+        if prepared.max_new_tokens is not None:
+            field_name = "max_new_tokens" if prepared.task == "report" else "chat_max_new_tokens"
+            settings = dataclasses.replace(settings, **{field_name: prepared.max_new_tokens})
+        pipeline = ReportPipeline(recorder, self.pipeline.retriever, settings=settings,
+                                  ontology=self.pipeline.ontology)
+        clean = [img.image for img in prepared.images]  # already checked; intake re-cleans PIL input cheaply
+        try:
+            if prepared.task == "report":
+                case = Case(images=clean, modality=prepared.modality, context=prepared.context)
+                report = pipeline.run(case, adapter=prepared.adapter)
+                content, extras = self._report_content(report, prepared)
+            else:
+                answer = pipeline.answer(prepared.question, images=clean, context=prepared.context,
+                                         history=prepared.history, adapter=prepared.adapter)
+                answer.provenance.model = self.public_model
+                content = render_chat(answer.text, answer.safety_notes,
+                                      [(c.id, c.title) for c in answer.citations], answer.disclaimer)
+                extras = answer.model_dump(mode="json", exclude={"text"})
+        except Exception as exc:
+            self.backend_ok = not _is_backend_error(exc)
+            raise
+        self.backend_ok = True
+        usage = Usage(prompt_tokens=recorder.prompt_tokens, completion_tokens=recorder.completion_tokens,
+                      total_tokens=recorder.prompt_tokens + recorder.completion_tokens)
+        return ChatCompletionResponse(model=prepared.model, choices=[Choice(message=ChatMessageOut(content=content))],
+                                      usage=usage, system_fingerprint=self.fingerprint, dermassist=extras)
+
+    def _report_content(self, report: Report, prepared: Prepared) -> tuple[str, dict]:
+        report.provenance.model = self.public_model  # never a local path of ours
+        content = report.model_dump_json()
+        if prepared.client_schema is not None and _canonical(prepared.client_schema) not in self._report_schemas:
+            check_against_schema(json.loads(content), prepared.client_schema)
+        return content, {"task": "report", "triage": report.triage.urgency, "safety_actions": len(report.safety),
+                         "disclaimer": report.disclaimer}
+
+    def complete(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
+        return self.execute(self.prepare(request))
+
+    # -- streaming ---------------------------------------------------------------------------------------------
+    def sse_events(self, response: ChatCompletionResponse, include_usage: bool) -> Iterator[str]:
+        """The finished answer as OpenAI chat.completion.chunk events (content released only once validated)."""
+        content = response.choices[0].message.content
+        size = self.config.stream_chunk_chars
+
+        def chunk(delta: DeltaMessage, finish: str | None = None, **extra: Any) -> str:
+            event = ChatCompletionChunk(id=response.id, created=response.created, model=response.model,
+                                        choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+                                        system_fingerprint=response.system_fingerprint, **extra)
+            return f"data: {event.model_dump_json(exclude_none=True)}\n\n"
+
+        yield chunk(DeltaMessage(role="assistant", content=""))
+        for start in range(0, len(content), size):
+            yield chunk(DeltaMessage(content=content[start:start + size]))
+        yield chunk(DeltaMessage(), finish=response.choices[0].finish_reason, dermassist=response.dermassist)
+        if include_usage:
+            usage_event = ChatCompletionChunk(id=response.id, created=response.created, model=response.model,
+                                              choices=[], usage=response.usage,
+                                              system_fingerprint=response.system_fingerprint)
+            yield f"data: {usage_event.model_dump_json(exclude_none=True)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+
+def parse_metadata(metadata: dict[str, Any] | None) -> tuple[ClinicalContext, Modality]:
+    """The clinical context and modality from the request's ``metadata`` field (documented in docs/serving.md)."""
+    if not metadata:
+        return ClinicalContext(), Modality.clinical
+    unknown = sorted(set(metadata) - METADATA_KEYS)
+    if unknown:
+        raise ServingError(f"metadata: unknown key(s) {', '.join(_shown(k) for k in unknown[:5])}; accepted: "
+                           f"clinical_context, modality, {', '.join(sorted(CONTEXT_FIELDS))}", param="metadata")
+    data: dict[str, Any] = {}
+    nested = metadata.get("clinical_context")
+    if isinstance(nested, str):
+        try:
+            nested = json.loads(nested)
+        except json.JSONDecodeError:
+            raise ServingError("metadata.clinical_context is not valid JSON", param="metadata") from None
+    if nested is not None and not isinstance(nested, dict):
+        raise ServingError("metadata.clinical_context must be an object (or a JSON string of one)",
+                           param="metadata")
+    data.update(nested or {})
+    data.update({k: v for k, v in metadata.items() if k in CONTEXT_FIELDS})
+    symptoms = data.get("symptoms")
+    try:
+        if isinstance(symptoms, str):
+            data["symptoms"] = Symptoms.from_names(symptoms.split(",")) if symptoms.strip() else Symptoms()
+        elif isinstance(symptoms, list):
+            data["symptoms"] = Symptoms.from_names([str(s) for s in symptoms])
+        context = ClinicalContext.model_validate(data)
+        modality = Modality(str(metadata.get("modality", "clinical")).strip().lower())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "clinical_context"
+        raise ServingError(f"metadata: {where}: {err['msg']}", param="metadata") from None
+    except ValueError as exc:  # unknown symptom names or modality
+        message = str(exc) if "symptom" in str(exc) else "modality must be clinical, dermoscopy or histopathology"
+        raise ServingError(f"metadata: {message}", param="metadata") from None
+    return context, modality
+
+
+def render_chat(text: str, safety_notes: list[str], citations: list[tuple[str, str]], disclaimer: str) -> str:
+    """A chat answer as plain clients will show it: the answer, then safety notes, sources and the disclaimer."""
+    parts = [text.strip()]
+    if safety_notes:
+        parts.append("Safety notes:\n" + "\n".join(f"- {note}" for note in safety_notes))
+    if citations:
+        parts.append("Sources:\n" + "\n".join(f"[{cid}] {title}" for cid, title in citations))
+    parts.append(disclaimer)
+    return "\n\n".join(p for p in parts if p)
+
+
+def check_against_schema(instance: Any, schema: dict) -> None:
+    """Honour a client's own json_schema: the report must satisfy it, or the request fails with where and why."""
+    import jsonschema
+
+    try:
+        validator_cls = jsonschema.validators.validator_for(schema)
+        validator_cls.check_schema(schema)
+    except jsonschema.SchemaError:
+        raise ServingError("response_format.json_schema.schema is not a valid JSON Schema",
+                           param="response_format") from None
+    error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(instance))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ServingError(f"the report does not satisfy the requested response_format schema at {where} "
+                           f"({error.validator}); {REPORT_MODEL} returns the Report schema (`dermassist schema`)",
+                           param="response_format")
+
+
+def public_model_name(model: str) -> str:
+    """A model name safe to show: a hub id as is, a local folder by its name only."""
+    if model.startswith(("/", ".", "~")) or Path(model).is_absolute() or Path(model).exists():
+        return Path(model).name or "local-model"
+    return model
+
+
+def _canonical(schema: dict) -> str:
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+def _canonical_schemas() -> set[str]:
+    schemas = {_canonical(report_json_schema())}
+    try:
+        from assistant.report import packaged_report_schema
+
+        schemas.add(_canonical(packaged_report_schema()))
+    except Exception:  # packaged file missing in a source checkout: the live schema is enough
+        pass
+    return schemas
+
+
+def _is_backend_error(exc: BaseException) -> bool:
+    return getattr(exc, "kind", "") == "backend_unavailable"
+
+
+def _shown(text: str) -> str:
+    text = str(text)
+    return repr(text[:60]) if text.isprintable() else "(unprintable)"
