@@ -59,7 +59,7 @@ def decode_data_url(url: str, *, label: str, max_bytes: int) -> bytes:
     if not payload:
         raise IntakeError(f"{label} is empty (0 bytes)")
     if len(payload) * 3 // 4 > max_bytes:
-        raise IntakeError(f"{label} is larger than {max_bytes // 2**20} MiB")
+        raise IntakeError(f"{label} is larger than {max_bytes // 1024} KiB")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -206,25 +206,34 @@ class ImageFetcher:
                     headers={"Host": host_header, "Accept": "image/png, image/jpeg, image/webp",
                              "User-Agent": "dermassist-image-fetcher"},
                     extensions={"sni_hostname": host} if scheme == "https" else {})
-                with client.send(request, stream=True) as response:
-                    if 300 <= response.status_code < 400:
-                        raise IntakeError(f"{label}: the image host {host} answered with a redirect; redirects "
-                                          "are refused")
-                    if response.status_code != 200:
-                        raise IntakeError(f"{label}: the image host {host} answered {response.status_code}")
-                    length = response.headers.get("content-length")
-                    if length and length.isdigit() and int(length) > self.max_bytes:
-                        raise IntakeError(f"{label} is larger than {self.max_bytes // 2**20} MiB")
-                    chunks, size = [], 0
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > self.max_bytes:
-                            raise IntakeError(f"{label} is larger than {self.max_bytes // 2**20} MiB")
-                        if time.monotonic() > deadline:
-                            raise IntakeError(f"{label}: fetching from {host} timed out")
-                        chunks.append(chunk)
+                response = client.send(request, stream=True)
+                try:
+                    data = self._read(response, host, label, deadline)
+                finally:
+                    response.close()
         except httpx.TimeoutException:
             raise IntakeError(f"{label}: fetching from {host} timed out") from None
         except httpx.HTTPError:
             raise IntakeError(f"{label}: the image could not be fetched from {host}") from None
-        return FetchedImage(b"".join(chunks), host)
+        return FetchedImage(data, host)
+
+    def _read(self, response, host: str, label: str, deadline: float) -> bytes:
+        if 300 <= response.status_code < 400:
+            raise IntakeError(f"{label}: the image host {host} answered with a redirect; redirects are refused")
+        if response.status_code != 200:
+            raise IntakeError(f"{label}: the image host {host} answered {response.status_code}")
+        length = response.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            raise IntakeError(f"{label} is larger than {self._cap()}")
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise IntakeError(f"{label} is larger than {self._cap()}")
+            if time.monotonic() > deadline:
+                raise IntakeError(f"{label}: fetching from {host} timed out")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _cap(self) -> str:
+        return f"{self.max_bytes // 2**20} MiB" if self.max_bytes >= 2**20 else f"{self.max_bytes // 1024} KiB"
