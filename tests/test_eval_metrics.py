@@ -86,7 +86,7 @@ def test_ece_hand_computed_and_bins():
 
 def test_bootstrap_fixed_seed_constant_and_empty():
     data = np.array([0, 1, 1, 0, 1, 1, 1, 0])
-    stat = lambda idx: float(data[idx].mean())  # noqa: E731
+    stat = lambda idx: float(data[idx].mean())
     assert bootstrap_ci(stat, len(data), 200, seed=3) == bootstrap_ci(stat, len(data), 200, seed=3)
     lo, hi = bootstrap_ci(stat, len(data), 500, seed=0)
     assert 0 <= lo < data.mean() < hi <= 1

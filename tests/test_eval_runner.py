@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from eval_fakes import FakePipeline
 from typer.testing import CliRunner
 
 from eval.cli import app
@@ -16,7 +17,6 @@ from eval.results import EvalResults
 from eval.runner import EvalSettings, run_eval
 from eval.synthetic import make_synthetic
 from eval.task import load_task
-from eval_fakes import FakePipeline
 
 DATA = Path(__file__).parent / "data" / "eval"
 TRUE_ID = {"akiec": "actinic_keratosis", "bcc": "basal_cell_carcinoma", "bkl": "seborrheic_keratosis",
