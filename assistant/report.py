@@ -179,7 +179,9 @@ def draft_json_schema(citation_ids: list[str] | None = None) -> dict:
         item.clear()
         item.update({"type": "string", "enum": sorted(set(citation_ids))})
         # With passages retrieved, every differential item must rest on at least one of them.
-        schema["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]["minItems"] = 1
+        item_schema = schema["$defs"]["DraftDifferentialItem"]
+        item_schema["properties"]["citation_ids"]["minItems"] = 1
+        item_schema["required"] = [*item_schema["required"], "citation_ids"]
     else:
         schema["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]["maxItems"] = 0
     return schema

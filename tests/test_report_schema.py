@@ -41,6 +41,7 @@ def test_decoding_schema_is_bounded_and_decoder_friendly():
 def test_citation_ids_are_an_enum_of_retrieved_ids_and_required_when_present():
     item = draft_json_schema(["b#x", "a#y", "a#y"])["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]
     assert item["items"]["enum"] == ["a#y", "b#x"] and item["minItems"] == 1
+    assert "citation_ids" in draft_json_schema(["a#y"])["$defs"]["DraftDifferentialItem"]["required"]
     empty = draft_json_schema([])["$defs"]["DraftDifferentialItem"]["properties"]["citation_ids"]
     assert empty["maxItems"] == 0
 
