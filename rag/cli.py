@@ -21,6 +21,8 @@ UrlOpt = Annotated[
     typer.Option("--chroma-url", help="Use a Chroma server instead of a folder, e.g. http://127.0.0.1:8001."),
 ]
 
+DenseOpt = Annotated[bool, typer.Option("--dense", help="Dense retrieval only (no BM25 fusion), for comparison.")]
+
 
 def _user_errors(fn):
     """DermassistError -> 'error: <message>' on stderr and exit 1, never a traceback."""
@@ -91,13 +93,14 @@ def search(
     condition: Annotated[str | None, typer.Option("--condition", help="Only this condition id.")] = None,
     category: Annotated[str | None, typer.Option("--category", help="Only this category, e.g. inflammatory.")] = None,
     reranker: Annotated[str | None, typer.Option("--reranker", help="Cross-encoder name or folder.")] = None,
+    dense: DenseOpt = False,
     store: StoreOpt = None,
     chroma_url: UrlOpt = None,
 ) -> None:
     """Search the knowledge base: rank, score, chunk id, title and the start of each passage."""
     from rag.retriever import build_default_retriever
 
-    retriever = build_default_retriever(store, chroma_url=chroma_url, reranker=reranker)
+    retriever = build_default_retriever(store, chroma_url=chroma_url, reranker=reranker, hybrid=not dense)
     passages = retriever.search(query, k, condition=condition, category=category)
     if not passages:
         typer.echo("no passages found")
@@ -111,13 +114,12 @@ def search(
 @_user_errors
 def stats(store: StoreOpt = None, chroma_url: UrlOpt = None) -> None:
     """Show the manifest: embedding model, corpus version, chunks, documents."""
-    from rag.store import get_backend
-    from rag.store import _no_store
+    from rag.store import get_backend, no_store_error
 
     backend = get_backend(store, chroma_url)
     m = backend.read_manifest()
     if m is None:
-        raise _no_store(backend)
+        raise no_store_error(backend)
     rows = [
         ("location", backend.location),
         ("version", m.version),
@@ -141,6 +143,7 @@ def eval_(
     ] = None,
     k: Annotated[int, typer.Option("-k", help="Cut-off for recall@k and MRR@k.")] = 5,
     misses: Annotated[bool, typer.Option("--misses", help="Also list the queries that missed.")] = False,
+    dense: DenseOpt = False,
     store: StoreOpt = None,
     chroma_url: UrlOpt = None,
 ) -> None:
@@ -149,7 +152,7 @@ def eval_(
     from rag.retriever import build_default_retriever
 
     query_set = load_queries(queries)
-    retriever = build_default_retriever(store, chroma_url=chroma_url)
+    retriever = build_default_retriever(store, chroma_url=chroma_url, hybrid=not dense)
     result = evaluate(retriever.search, query_set, k=k)
     typer.echo(format_result(result))
     if misses:

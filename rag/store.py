@@ -339,7 +339,7 @@ def get_backend(path: Path | str | None = None, chroma_url: str | None = None) -
     return LocalBackend(Path(path) if path else default_store_dir())
 
 
-def _no_store(backend: Backend) -> RetrievalError:
+def no_store_error(backend: Backend) -> RetrievalError:
     if isinstance(backend, ServerBackend):
         return RetrievalError(
             f"There is no knowledge base on the Chroma server at {backend.url}; "
@@ -362,7 +362,7 @@ class KnowledgeBaseStore:
         self.backend = backend or get_backend(path, chroma_url)
         manifest = self.backend.read_manifest()
         if manifest is None:
-            raise _no_store(self.backend)
+            raise no_store_error(self.backend)
         if embedder is None:
             embedder = manifest.embedding_model
         self.embedder = get_embedder(embedder)
