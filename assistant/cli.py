@@ -44,7 +44,7 @@ def _backend_config(model: str | None, backend: str | None, base_url: str | None
                     adapter: str | None, dtype: str | None, config_path: Path | None):
     """Merge --config and flags; with neither a model nor a config, fall back to the tiny demo model."""
     from assistant.backends.base import BackendConfig
-    from assistant.config import AppConfig, load_config
+    from assistant.config import load_config
 
     app_config = load_config(config_path) if config_path else None
     base = app_config.backend.model_dump() if app_config else {}

@@ -22,7 +22,14 @@ from assistant.errors import CaseError, GenerationError
 from assistant.grounding import cited_ids_in_text, ground_citations
 from assistant.intake import IntakeImage, PixelBudget, load_image
 from assistant.report import (
-    DISCLAIMER, Citation, Diagnosis, Provenance, Report, ReportDraft, Timings, draft_json_schema,
+    DISCLAIMER,
+    Citation,
+    Diagnosis,
+    Provenance,
+    Report,
+    ReportDraft,
+    Timings,
+    draft_json_schema,
 )
 from assistant.retrieval import NullRetriever, Passage, Retriever
 from assistant.safety import SafetyPolicy, apply_safety

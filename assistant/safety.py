@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.case import Case
-from assistant.report import DISCLAIMER, Report, SafetyAction, URGENCY_ORDER, urgency_at_least
+from assistant.report import DISCLAIMER, URGENCY_ORDER, Report, SafetyAction, urgency_at_least
 from rag.ontology import Ontology
 
 ACTIONS = {
@@ -48,24 +48,28 @@ def _flagged(report: Report, ontology: Ontology, policy: SafetyPolicy, test) -> 
     return hits
 
 
-def suspected_malignancy(report: Report, case: Case, ontology: Ontology, policy: SafetyPolicy) -> Escalation | None:
-    hits = _flagged(report, ontology, policy, lambda c: c.malignant)
-    if not hits:
-        return None
-    names = ", ".join(sorted({ontology.get(cid).name for cid, _ in hits}))
-    return Escalation("suspected-malignancy", "urgent",
-                      f"Possible malignancy ({names}): needs urgent specialist assessment.",
-                      f"malignant condition(s) in diagnosis or differential >= {policy.differential_threshold}: {names}")
+def _condition_rule(rule: str, floor: str, test: Callable, flag: str) -> Rule:
+    """A rule that fires when a condition passing ``test`` is the diagnosis or likely enough in the differential."""
+
+    def check(report: Report, case: Case, ontology: Ontology, policy: SafetyPolicy) -> Escalation | None:
+        hits = _flagged(report, ontology, policy, test)
+        if not hits:
+            return None
+        names = ", ".join(sorted({ontology.get(cid).name for cid, _ in hits}))
+        return Escalation(rule, floor, flag.format(names=names),
+                          f"{rule.replace('-', ' ')} in diagnosis or differential >= "
+                          f"{policy.differential_threshold}: {names}")
+
+    check.__name__ = rule.replace("-", "_")
+    return check
 
 
-def emergency_condition(report: Report, case: Case, ontology: Ontology, policy: SafetyPolicy) -> Escalation | None:
-    hits = _flagged(report, ontology, policy, lambda c: c.default_urgency == "emergency")
-    if not hits:
-        return None
-    names = ", ".join(sorted({ontology.get(cid).name for cid, _ in hits}))
-    return Escalation("emergency-condition", "emergency",
-                      f"Possible dermatological emergency ({names}): seek same-day emergency care.",
-                      f"emergency condition(s) in diagnosis or differential >= {policy.differential_threshold}: {names}")
+suspected_malignancy = _condition_rule(
+    "suspected-malignancy", "urgent", lambda c: c.malignant,
+    "Possible malignancy ({names}): needs urgent specialist assessment.")
+emergency_condition = _condition_rule(
+    "emergency-condition", "emergency", lambda c: c.default_urgency == "emergency",
+    "Possible dermatological emergency ({names}): seek same-day emergency care.")
 
 
 def diagnosis_default_urgency(report: Report, case: Case, ontology: Ontology,

@@ -99,8 +99,13 @@ def build_tiny_model(out_dir: str | Path, arch: Arch = "qwen2_5_vl", *, lora_dir
                      seed: int = 0) -> Path:
     """Write model, tokenizer and processor to ``out_dir`` (atomically); optionally a random LoRA adapter."""
     import torch
-    from transformers import AutoModelForImageTextToText, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLProcessor
-    from transformers import Qwen2VLVideoProcessor
+    from transformers import (
+        AutoModelForImageTextToText,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     out = Path(out_dir)
     torch.manual_seed(seed)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
-from assistant.backends.common import hf_messages, torch_dtype
+from assistant.backends.common import first_line, hf_messages, torch_dtype
 from assistant.errors import BackendError, ConfigError
 
 
@@ -28,7 +28,7 @@ class TransformersBackend:
         try:
             self.processor = AutoProcessor.from_pretrained(config.model)
         except OSError as exc:
-            raise ConfigError(f"cannot load model {config.model!r}: {_first_line(exc)}") from None
+            raise ConfigError(f"cannot load model {config.model!r}: {first_line(exc)}") from None
         if not hasattr(self.processor, "image_processor"):
             raise ConfigError(
                 f"{config.model!r} has no image processor (is torchvision importable? run ./install.sh)"
@@ -42,7 +42,7 @@ class TransformersBackend:
         try:
             model = AutoModelForImageTextToText.from_pretrained(config.model, **kwargs)
         except OSError as exc:
-            raise ConfigError(f"cannot load model {config.model!r}: {_first_line(exc)}") from None
+            raise ConfigError(f"cannot load model {config.model!r}: {first_line(exc)}") from None
         if config.quantization == "none":
             model = model.to(self._device)
         self.model = self._attach_adapters(model, config.adapters)
@@ -103,7 +103,7 @@ class TransformersBackend:
                         self.model.set_adapter(request.adapter)
                     output = self.model.generate(**inputs, **gen_kwargs)
             except RuntimeError as exc:
-                raise BackendError(f"generation failed in the transformers backend: {_first_line(exc)}") from None
+                raise BackendError(f"generation failed in the transformers backend: {first_line(exc)}") from None
         new_tokens = output[0, prompt_len:]
         text = self.processor.tokenizer.decode(new_tokens, skip_special_tokens=True)
         finish = "length" if len(new_tokens) >= request.max_new_tokens else "stop"
@@ -113,6 +113,3 @@ class TransformersBackend:
     def close(self) -> None:
         self.model = None
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -12,9 +12,8 @@ import threading
 from pathlib import Path
 
 from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
-from assistant.backends.common import hf_messages
+from assistant.backends.common import first_line, hf_messages
 from assistant.errors import BackendError, ConfigError
-
 
 # xgrammar explicitly (never a silent fallback to another grammar engine) and compact JSON. vLLM reads
 # disable_any_whitespace from the engine config, not from the request; `dermassist vllm-args` prints the same
@@ -49,7 +48,7 @@ class VLLMBackend:
         try:
             self.llm = LLM(**kwargs)
         except Exception as exc:  # engine start-up raises many types; the user needs the first line
-            raise BackendError(f"the vLLM engine failed to start for {config.model!r}: {_first_line(exc)}") from None
+            raise BackendError(f"the vLLM engine failed to start for {config.model!r}: {first_line(exc)}") from None
         self._lock = threading.Lock()  # LLM is not thread-safe; the server's concurrency lives above us
 
     def _lora_request(self, adapter: str | None):
@@ -76,7 +75,7 @@ class VLLMBackend:
                 outputs = self.llm.chat(hf_messages(request.messages, image_key="image_pil"), params,
                                         use_tqdm=False, lora_request=lora)
             except Exception as exc:
-                raise BackendError(f"generation failed in the vLLM backend: {_first_line(exc)}") from None
+                raise BackendError(f"generation failed in the vLLM backend: {first_line(exc)}") from None
         out = outputs[0]
         completion = out.outputs[0]
         return GenerationResult(text=completion.text, model=self.config.model, adapter=request.adapter,
@@ -99,9 +98,6 @@ def _max_rank(paths) -> int:
     ranks = [json.loads((Path(p) / "adapter_config.json").read_text()).get("r", 8) for p in paths]
     return max(8, *ranks)
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def vllm_server_command(model: str, *, port: int = 8000, host: str = "127.0.0.1", loras: list[str] = (),
