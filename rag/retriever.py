@@ -34,6 +34,7 @@ from rag.store import KnowledgeBaseStore, open_or_build
 DEFAULT_K = 5
 MAX_K = 50
 DEFAULT_FETCH_FACTOR = 4
+MIN_CANDIDATES = 20
 DEFAULT_MMR_LAMBDA = 0.9
 DEFAULT_DENSE_WEIGHT = 0.5
 MAX_QUERY_CHARS = 4000
@@ -58,8 +59,9 @@ def case_query(case: Case) -> str:
         parts.append(ctx.question)
     if not parts:
         return ""
-    if case.modality != Modality.clinical:
-        parts.append(f"({case.modality.value} image)")
+    modality = Modality(case.modality)
+    if modality != Modality.clinical:
+        parts.append(f"({modality.value} image)")
     return " ".join(parts)
 
 
@@ -193,7 +195,7 @@ class KnowledgeBaseRetriever:
         cid, cat = self._filters(condition, category)
         self.store.refresh()
         q = self.store.embedder.embed([query[:MAX_QUERY_CHARS]])[0]
-        n = self.fetch_factor * k
+        n = max(self.fetch_factor * k, MIN_CANDIDATES)  # the pool (and so score normalisation) must not shrink with k
         found = self.store.query(q, n, where=self._where(cid, cat))
         if self.hybrid:
             found = self._fuse(query, q, found, n, cid, cat)
