@@ -1,6 +1,7 @@
 """`dermassist eval ...` — score reports on benchmarks.
 
     dermassist eval --task synthetic_ham --data data/synthetic/metadata.csv --model demo --backend transformers
+    dermassist eval --task synthetic_ham --replay outputs.jsonl --judge-url http://127.0.0.1:8001/v1 --judge-model M
     dermassist eval compare runs/a runs/b
     dermassist eval make-synthetic data/synthetic --n 140 --seed 0
 
@@ -38,7 +39,7 @@ def evaluate(
     ctx: typer.Context,
     task: str = typer.Option(None, "--task", help="task name (eval/tasks/<name>.yaml) or a task YAML file"),
     model: str = typer.Option(None, "--model", help="model path / hub id / served name; 'demo' = tiny model"),
-    backend: str = typer.Option("transformers", "--backend", help="transformers | vllm | openai"),
+    backend: str = typer.Option(None, "--backend", help="transformers (default) | vllm | openai"),
     base_url: str = typer.Option(None, "--base-url", help="openai backend: e.g. http://127.0.0.1:8000/v1"),
     adapter: str = typer.Option(None, "--adapter", help="LoRA adapter path (or served adapter name for openai)"),
     images_root: Path = typer.Option(None, "--images-root", help="folder the dataset's image names resolve in"),
@@ -51,6 +52,12 @@ def evaluate(
     enforce_eager: bool = typer.Option(False, "--enforce-eager", help="vLLM: no CUDA graphs / compilation"),
     max_model_len: int = typer.Option(None, "--max-model-len", help="vLLM: context length"),
     bertscore_model: str = typer.Option(None, "--bertscore-model", help="local encoder folder for BERTScore"),
+    replay: Path = typer.Option(None, "--replay", help="score saved outputs: JSONL of sample_id + report | "
+                                "answer | error (or an earlier run's cache.jsonl); no model is run"),
+    judge_url: str = typer.Option(None, "--judge-url", help="LLM judge: OpenAI-compatible base URL (…/v1)"),
+    judge_model: str = typer.Option(None, "--judge-model", help="LLM judge: the served model name"),
+    judge_api_key: str = typer.Option(None, "--judge-api-key", envvar="DERMASSIST_JUDGE_API_KEY",
+                                      help="LLM judge API key (or DERMASSIST_JUDGE_API_KEY)", show_default=False),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Run a task: dermassist eval --task NAME_OR_FILE --model ... --backend ... [options]."""
@@ -58,43 +65,52 @@ def evaluate(
         return
     if not task:
         _fail("missing --task (a name from eval/tasks/ or a task YAML file); see dermassist eval --help")
-    if not model:
+    if replay and (backend or base_url):
+        _fail("--replay scores saved outputs: --backend and --base-url do not apply")
+    if not model and not replay:
         _fail("missing --model (a model path, hub id or served model name; 'demo' for the tiny model)")
+    if bool(judge_url) != bool(judge_model):
+        _fail("the LLM judge needs both --judge-url and --judge-model")
+    backend = "replay" if replay else backend or "transformers"
+    judge = pipeline = None
     try:
         from eval.runner import EvalSettings, load_task_dataset, run_eval
         from eval.task import load_task
 
         cfg = load_task(task)
         load_task_dataset(cfg, data, images_root)  # fail on bad data before a model is loaded
-        from assistant.backends.base import BackendConfig
-        from assistant.factory import build_pipeline
+        if judge_url:
+            from eval.judge import Judge
 
-        model_path = _resolve_model(model)
-        adapters, adapter_name = {}, None
-        if adapter:
-            adapter_name = Path(adapter).name if backend != "openai" else adapter
-            adapters = {adapter_name: adapter}
-        extra = {"max_model_len": max_model_len} if max_model_len else {}
-        config = BackendConfig(backend=backend, model=model_path, adapters=adapters, dtype=dtype,
-                               base_url=base_url, enforce_eager=enforce_eager, **extra)
+            judge = Judge(judge_url, judge_model, judge_api_key)
+            judge.check()  # fail on a judge that is down before a long run
         bert = None
         if bertscore_model or cfg.bertscore_model:
             from eval.metrics.bertscore import BertScorer
 
             bert = BertScorer(bertscore_model or cfg.bertscore_model)
-        pipeline = build_pipeline(config, retrieval=not no_retrieval)
-        try:
-            settings = EvalSettings(task=cfg, out_dir=out or Path("runs") / "eval" / cfg.name, model=model,
-                                    backend=backend, adapter=adapter, adapter_name=adapter_name, data=data,
-                                    images_root=images_root, retrieval=not no_retrieval, limit=limit,
-                                    concurrency=concurrency, progress=progress)
-            results = run_eval(settings, pipeline, bert)
-        finally:
-            pipeline.close()
+        adapter_name = None
+        if replay:
+            from eval.replay import ReplayPipeline
+
+            pipeline = ReplayPipeline(replay)
+            model = model or pipeline.model_name()
+        else:
+            pipeline, adapter_name = _build_pipeline(model, backend, base_url, adapter, dtype, enforce_eager,
+                                                     max_model_len, retrieval=not no_retrieval)
+        settings = EvalSettings(task=cfg, out_dir=out or Path("runs") / "eval" / cfg.name, model=model,
+                                backend=backend, adapter=adapter, adapter_name=adapter_name, data=data,
+                                images_root=images_root, retrieval=not no_retrieval, limit=limit,
+                                concurrency=concurrency, progress=progress)
+        results = run_eval(settings, pipeline, bert, judge)
     except DermassistError as err:
         _fail(str(err))
     except (OSError, ValueError) as err:
         _fail(f"{type(err).__name__}: {err}")
+    finally:
+        for resource in (pipeline, judge):
+            if resource is not None:
+                resource.close()
     r = results.run
     typer.echo(f"{r.task}: {r.n_samples} samples ({r.n_computed} computed, {r.n_cached} cached, "
                f"{r.n_errors} errors) -> {settings.out_dir}")
@@ -102,6 +118,21 @@ def evaluate(
         if m.value is not None:
             ci = f" [{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None else ""
             typer.echo(f"  {name}: {m.value:.3f}{ci}")
+
+
+def _build_pipeline(model: str, backend: str, base_url: str | None, adapter: str | None, dtype: str,
+                    enforce_eager: bool, max_model_len: int | None, retrieval: bool):
+    from assistant.backends.base import BackendConfig
+    from assistant.factory import build_pipeline
+
+    adapters, adapter_name = {}, None
+    if adapter:
+        adapter_name = Path(adapter).name if backend != "openai" else adapter
+        adapters = {adapter_name: adapter}
+    extra = {"max_model_len": max_model_len} if max_model_len else {}
+    config = BackendConfig(backend=backend, model=_resolve_model(model), adapters=adapters, dtype=dtype,
+                           base_url=base_url, enforce_eager=enforce_eager, **extra)
+    return build_pipeline(config, retrieval=retrieval), adapter_name
 
 
 @app.command("compare")

@@ -51,6 +51,14 @@ def groups_table(results: EvalResults) -> list[str]:
     return lines
 
 
+def _provenance_lines(results: EvalResults) -> list[str]:
+    r = results.run
+    lines = []
+    if r.replay_file:
+        lines.append(f"- replayed outputs (no model run here): `{r.replay_file}` ({r.replay_fingerprint})")
+    return lines
+
+
 def summary_md(results: EvalResults, plots: list[Path]) -> str:
     r = results.run
     lines = [
@@ -61,6 +69,7 @@ def summary_md(results: EvalResults, plots: list[Path]) -> str:
         f"- git commit: {r.git_commit or 'unknown'}; seed: {r.seed}; bootstrap resamples: {r.bootstrap}",
         f"- samples: {r.n_samples} (computed now: {r.n_computed}, from cache: {r.n_cached}); errors: {r.n_errors};"
         f" skipped while loading: {r.n_skipped}",
+        *_provenance_lines(results),
         "",
         "## Metrics",
         "",
@@ -113,6 +122,7 @@ def model_card(results: EvalResults) -> str:
         "## Model details",
         "",
         f"- Model: `{r.model}`; adapter: `{r.adapter or 'none'}`; backend: {r.backend}",
+        *_provenance_lines(results),
         f"- dermassist {r.dermassist_version}, prompt version {r.prompt_version}, git commit {r.git_commit or 'unknown'}",
         f"- Retrieval-grounded reports: {'yes' if r.retrieval else 'no'}",
         "",

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULTS_SCHEMA_VERSION = "1.0"
+RESULTS_SCHEMA_VERSION = "1.1"  # 1.1: replay and judge fields (1.0 files still read)
 
 
 class _Model(BaseModel):
@@ -92,6 +92,21 @@ class SampleRecord(_Model):
     scores: dict[str, float] = Field(default_factory=dict, description="per-sample text scores")
     bleu_stats: list[float] | None = None
     delta_bleu_stats: list[float] | None = None
+    judge_verdict: Literal["correct", "incorrect", "unsure"] | None = None
+    judge_correct: bool | None = Field(None, description="judged correct; False for failed samples; None = not judged")
+    judge_rationale: str | None = None
+    judge_error: str | None = None
+
+
+class JudgeInfo(_Model):
+    url: str
+    model: str
+    prompt_version: str
+    n_judged: int = Field(description="samples with a verdict (failed samples count wrong without a call)")
+    n_called: int = Field(description="verdicts asked of the judge in this invocation")
+    n_cached: int = Field(description="verdicts taken from judge_cache.jsonl")
+    n_unsure: int
+    n_errors: int = Field(description="verdicts that never validated (counted unsure)")
 
 
 class RunInfo(_Model):
@@ -119,12 +134,15 @@ class RunInfo(_Model):
     n_cached: int = Field(description="samples taken from the per-sample cache")
     n_errors: int
     ontology: str = Field(description="rag.ontology, or the built-in fallback")
+    replay_file: str | None = Field(None, description="--replay: the file the outputs were read from")
+    replay_fingerprint: str | None = Field(None, description="sha256 of the replay file")
+    judge: JudgeInfo | None = None
     started_at: datetime
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class EvalResults(_Model):
-    schema_version: Literal["1.0"] = RESULTS_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = RESULTS_SCHEMA_VERSION
     run: RunInfo
     labels: list[str] = Field(default_factory=list)
     metrics: dict[str, MetricValue]

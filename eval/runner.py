@@ -22,6 +22,7 @@ from eval.cache import SampleCache, cache_key
 from eval.datasets import Dataset, Sample, load_dataset
 from eval.labels import ontology_available
 from eval.metrics.vqa import format_choices
+from eval.replay import ReplayPipeline
 from eval.results import EvalResults, RunInfo
 from eval.scoring import aggregate, make_record
 from eval.skintone import estimate_fitzpatrick
@@ -87,10 +88,15 @@ def _context(task: TaskConfig, sample: Sample, question: str | None) -> Clinical
 
 
 def run_sample(pipeline, task: TaskConfig, sample: Sample, adapter_name: str | None) -> dict:
-    """One sample through the pipeline; any failure becomes an error entry (the run goes on)."""
+    """One sample through the pipeline; any failure becomes an error entry (the run goes on).
+
+    A pipeline that serves outputs by sample id (``eval.replay.ReplayPipeline``) is bound to the sample first.
+    """
     t0 = time.perf_counter()
     entry: dict[str, Any] = {"sample_id": sample.id, "status": "ok"}
     try:
+        if hasattr(pipeline, "for_sample"):
+            pipeline = pipeline.for_sample(sample.id)
         if task.type in ("classification", "report"):
             case = Case(images=list(sample.images[:4]), modality=task.modality,
                         context=_context(task, sample, task.prompt))
@@ -107,7 +113,8 @@ def run_sample(pipeline, task: TaskConfig, sample: Sample, adapter_name: str | N
     return entry
 
 
-def run_eval(settings: EvalSettings, pipeline, bert=None) -> EvalResults:
+def run_eval(settings: EvalSettings, pipeline, bert=None, judge=None) -> EvalResults:
+    """Run (or replay) every sample, score, optionally judge (``eval.judge.Judge``), and write the outputs."""
     started = datetime.now(UTC)
     task = settings.task
     dataset, data_path, root = load_task_dataset(task, settings.data, settings.images_root)
@@ -136,25 +143,35 @@ def run_eval(settings: EvalSettings, pipeline, bert=None) -> EvalResults:
             bar.update(1)
     bar.close()
     fresh = {s.id for s in todo}
-    records = []
+    records, entries = [], []
     for s in samples:
         entry = dict(fresh_entries.get(s.id) or cache.get(keys[s.id]) or {}, cached=s.id not in fresh)
         if task.skin_tone.estimate:
             entry["fitzpatrick_estimated"], entry["ita"] = estimate_fitzpatrick(s.images[0])
+        entries.append(entry)
         records.append(make_record(task, s, entry, bert))
     labels = task.labels or sorted({s.label_id for s in samples if s.label_id})
+    judge_info = None
+    if judge is not None:
+        from eval.judge import judge_records
+
+        judge_info = judge_records(judge, task, samples, entries, records, labels, out, settings.concurrency)
     outside = Counter(s.label for s in samples if s.label_id and task.labels and s.label_id not in task.labels)
     agg = aggregate(task, records, labels, samples)
     errors = Counter(r.error_kind or "error" for r in records if r.status == "error")
     run = RunInfo(
         task=task.name, task_version=task.version, task_type=task.type, dataset_adapter=task.dataset.adapter,
         dataset_path=str(data_path), images_root=str(root), dataset_fingerprint=dataset.fingerprint,
-        model=settings.model, adapter=settings.adapter, backend=settings.backend, prompt_version=prompt_version,
+        model=settings.model, adapter=settings.adapter, prompt_version=prompt_version,
+        backend="replay" if isinstance(pipeline, ReplayPipeline) else settings.backend,
         retrieval=settings.retrieval, git_commit=git_commit(), dermassist_version=assistant.__version__,
         seed=task.seed, bootstrap=task.bootstrap, limit=settings.limit, concurrency=settings.concurrency,
         n_samples=len(samples), n_skipped=len(dataset.skipped), n_computed=computed,
         n_cached=len(samples) - len(fresh), n_errors=sum(errors.values()),
         ontology="rag.ontology" if ontology_available() else "eval.labels fallback", started_at=started,
+        replay_file=str(pipeline.path) if isinstance(pipeline, ReplayPipeline) else None,
+        replay_fingerprint=pipeline.fingerprint if isinstance(pipeline, ReplayPipeline) else None,
+        judge=judge_info,
     )
     results = EvalResults(
         run=run, labels=labels if task.type in ("classification", "report") else [], metrics=agg["metrics"],
