@@ -12,6 +12,7 @@ import threading
 
 import httpx
 import pytest
+from serve_support import Listener, data_url, png_bytes
 
 from assistant.errors import IntakeError
 from assistant.serving.errors import ServingError
@@ -19,7 +20,6 @@ from assistant.serving.images import ImageFetcher, decode_data_url, refusal_for_
 from assistant.serving.limits import ConcurrencyLimiter
 from assistant.serving.security import key_matches
 from assistant.serving.service import parse_metadata
-from serve_support import Listener, data_url, png_bytes
 
 
 class RecordingResolver:
@@ -89,7 +89,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     hosts: list[str] = []
     paths: list[str] = []
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         type(self).hosts.append(self.headers.get("Host"))
         type(self).paths.append(self.path)
         if self.path.startswith("/redirect"):
@@ -219,12 +219,13 @@ def test_limiter_answers_429_when_the_queue_is_full_and_503_when_closing():
 
 def test_internal_errors_and_validation_errors_are_clean():
     """In-process app with a backend that crashes: 500 'internal error', no traceback, path or message."""
+    from serve_support import assert_clean_error
+
     from assistant.backends.base import BackendConfig
     from assistant.pipeline import ReportPipeline
     from assistant.serving.app import create_app
     from assistant.serving.config import ServeConfig
     from assistant.serving.service import ServingService
-    from serve_support import assert_clean_error
 
     class CrashingBackend:
         name = "crash"

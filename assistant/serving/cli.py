@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,26 +15,26 @@ LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
 def serve(
-    model: Annotated[Optional[str], typer.Option(
+    model: Annotated[str | None, typer.Option(
         help="local path or hub id (vllm/transformers), or the upstream's model name (openai; default: the "
              "upstream's first model). Without it: the tiny demo model (meaningless output)")] = None,
-    backend: Annotated[Optional[str], typer.Option(
+    backend: Annotated[str | None, typer.Option(
         help="vllm (in-process engine, GPU default) | transformers (CPU) | openai (an external server, --upstream)")]
     = None,
-    upstream: Annotated[Optional[str], typer.Option(
+    upstream: Annotated[str | None, typer.Option(
         help="openai backend: the vLLM/OpenAI-compatible server, e.g. http://127.0.0.1:8001/v1")] = None,
-    upstream_api_key: Annotated[Optional[str], typer.Option(
+    upstream_api_key: Annotated[str | None, typer.Option(
         envvar="DERMASSIST_UPSTREAM_API_KEY", help="openai backend: the upstream's key")] = None,
-    adapter: Annotated[Optional[list[str]], typer.Option(
+    adapter: Annotated[list[str] | None, typer.Option(
         help="LoRA adapter NAME=PATH (openai: NAME=SERVED_NAME), repeatable; each is served as model id NAME")]
     = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML run config (assistant/configs/*.yaml)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML run config (assistant/configs/*.yaml)")] = None,
     host: Annotated[str, typer.Option(help="bind address; anything but loopback needs --api-key")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    api_key: Annotated[Optional[str], typer.Option(
+    api_key: Annotated[str | None, typer.Option(
         envvar="DERMASSIST_API_KEY", show_envvar=True,
         help="require 'Authorization: Bearer KEY' on every route but /health (prefer the env variable)")] = None,
-    allow_image_domains: Annotated[Optional[str], typer.Option(
+    allow_image_domains: Annotated[str | None, typer.Option(
         help="comma list of domains http(s) image URLs may come from ('*.example.org' for subdomains); "
              "default: data: URLs only")] = None,
     allow_private_image_hosts: Annotated[bool, typer.Option(
@@ -49,9 +49,9 @@ def serve(
     image_fetch_timeout: Annotated[float, typer.Option(min=0.1, help="seconds per image URL fetch")] = 10.0,
     image_max_mb: Annotated[float, typer.Option(min=0.01, help="size cap per image, MiB")] = 10.0,
     no_retrieval: Annotated[bool, typer.Option("--no-retrieval", help="do not ground in guidelines")] = False,
-    chroma_url: Annotated[Optional[str], typer.Option(help="use a Chroma server for retrieval")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="auto | float32 | bfloat16 | float16")] = None,
-    max_model_len: Annotated[Optional[int], typer.Option(help="vllm: context length")] = None,
+    chroma_url: Annotated[str | None, typer.Option(help="use a Chroma server for retrieval")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16")] = None,
+    max_model_len: Annotated[int | None, typer.Option(help="vllm: context length")] = None,
     enforce_eager: Annotated[bool, typer.Option("--enforce-eager", help="vllm: no CUDA graphs (CPU, tests)")]
     = False,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",

@@ -3,7 +3,7 @@ set them (see docs/serving.md for the trade-offs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 REPORT_MODEL = "dermassist-report"
 CHAT_MODEL = "dermassist-chat"
@@ -21,6 +21,7 @@ class ServeConfig:
     max_body_bytes: int = 20 * 1024 * 1024
     max_tokens: int = 2048  # cap on a request's max_tokens
     max_messages: int = 64
+    max_text_chars: int = 32_000  # all message text together; the model's context is the real bound
     # Concurrency: at most max_concurrency requests run; max_queue more wait; beyond that 429.
     max_concurrency: int = 4
     max_queue: int = 64

@@ -140,8 +140,8 @@ class ImageFetcher:
         self.max_bytes = max_bytes
         self.resolver = resolver
 
-    def check(self, url: str, *, label: str) -> tuple[str, str, int, str, str]:
-        """Vet a URL without connecting: (scheme, host, port, vetted ip, path+query) or an ``IntakeError``."""
+    def check(self, url: str, *, label: str) -> tuple[str, str, int, list[str], str]:
+        """Vet a URL without connecting: (scheme, host, port, vetted IPs, path+query) or an ``IntakeError``."""
         scheme, _, _ = url.partition(":")
         scheme = scheme.lower()
         if scheme not in ("http", "https"):
@@ -188,33 +188,43 @@ class ImageFetcher:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        return scheme, host, port, vetted[0], target
+        return scheme, host, port, vetted, target
 
     def fetch(self, url: str, *, label: str) -> FetchedImage:
         import httpx
 
-        scheme, host, port, ip, target = self.check(url, label=label)
-        ip_host = f"[{ip}]" if ":" in ip else ip
+        scheme, host, port, addresses, target = self.check(url, label=label)
         default_port = 443 if scheme == "https" else 80
         host_header = host if port == default_port else f"{host}:{port}"
         deadline = time.monotonic() + self.timeout_s
-        timeout = httpx.Timeout(self.timeout_s)
-        try:
-            with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client:
+        data = None
+        with httpx.Client(trust_env=False, follow_redirects=False, timeout=httpx.Timeout(self.timeout_s)) as client:
+            for ip in addresses:  # only vetted addresses; the next one only if this one cannot be connected to
+                ip_host = f"[{ip}]" if ":" in ip else ip
                 request = client.build_request(
                     "GET", f"{scheme}://{ip_host}:{port}{target}",
                     headers={"Host": host_header, "Accept": "image/png, image/jpeg, image/webp",
                              "User-Agent": "dermassist-image-fetcher"},
                     extensions={"sni_hostname": host} if scheme == "https" else {})
-                response = client.send(request, stream=True)
+                try:
+                    response = client.send(request, stream=True)
+                except httpx.ConnectError:
+                    continue
+                except httpx.TimeoutException:
+                    raise IntakeError(f"{label}: fetching from {host} timed out") from None
+                except httpx.HTTPError:
+                    raise IntakeError(f"{label}: the image could not be fetched from {host}") from None
                 try:
                     data = self._read(response, host, label, deadline)
+                except httpx.TimeoutException:
+                    raise IntakeError(f"{label}: fetching from {host} timed out") from None
+                except httpx.HTTPError:
+                    raise IntakeError(f"{label}: the image could not be fetched from {host}") from None
                 finally:
                     response.close()
-        except httpx.TimeoutException:
-            raise IntakeError(f"{label}: fetching from {host} timed out") from None
-        except httpx.HTTPError:
-            raise IntakeError(f"{label}: the image could not be fetched from {host}") from None
+                break
+        if data is None:
+            raise IntakeError(f"{label}: the image could not be fetched from {host} (connection failed)")
         return FetchedImage(data, host)
 
     def _read(self, response, host: str, label: str, deadline: float) -> bytes:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from assistant.serving.metrics import CONTENT_TYPE_LATEST
 from assistant.serving.protocol import ChatCompletionRequest, ChatCompletionResponse, ErrorResponse, ModelList
 
 router = APIRouter()

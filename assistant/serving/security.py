@@ -45,11 +45,10 @@ async def send_error(send, status: int, message: str, kind: str, extra_headers: 
 class GuardMiddleware:
     """401 without the right key; 413 when the body is larger than ``max_body_bytes`` (declared or streamed)."""
 
-    def __init__(self, app, *, api_key: str | None, max_body_bytes: int, on_reject=None) -> None:
+    def __init__(self, app, *, api_key: str | None, max_body_bytes: int) -> None:
         self.app = app
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
-        self.on_reject = on_reject or (lambda path, status, kind: None)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -57,17 +56,14 @@ class GuardMiddleware:
         path = scope.get("path", "")
         headers = scope.get("headers", [])
         if self.api_key and path not in OPEN_PATHS and not key_matches(bearer_token(headers), self.api_key):
-            self.on_reject(path, 401, "authentication_error")
             return await send_error(send, 401, "missing or invalid API key (send 'Authorization: Bearer KEY')",
                                     "invalid_api_key", [(b"www-authenticate", b"Bearer")])
         limit = self.max_body_bytes
-        for name, value in headers:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > limit:
-                    self.on_reject(path, 413, "request_too_large")
-                    return await send_error(send, 413, f"request body is larger than {limit // 2**20} MiB",
-                                            "request_too_large")
-        if any(name == b"content-length" for name, _ in headers):
+        declared = [value for name, value in headers if name == b"content-length"]
+        if declared:
+            if not declared[0].isdigit() or int(declared[0]) > limit:
+                return await send_error(send, 413, f"request body is larger than {_size(limit)}",
+                                        "request_too_large")
             return await self.app(scope, receive, send)  # the HTTP server enforces the declared length
         # Chunked upload: buffer it here under the cap, then replay it, so nothing has been sent when we refuse.
         chunks, received, more = [], 0, True
@@ -79,8 +75,7 @@ class GuardMiddleware:
             received += len(chunks[-1])
             more = message.get("more_body", False)
             if received > limit:
-                self.on_reject(path, 413, "request_too_large")
-                return await send_error(send, 413, f"request body is larger than {limit // 2**20} MiB",
+                return await send_error(send, 413, f"request body is larger than {_size(limit)}",
                                         "request_too_large")
         body, replayed = b"".join(chunks), False
 
@@ -92,3 +87,7 @@ class GuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit // 1024} KiB"

@@ -31,8 +31,16 @@ from assistant.serving.config import CHAT_MODEL, REPORT_MODEL, ServeConfig
 from assistant.serving.errors import ServingError
 from assistant.serving.images import ImageFetcher, decode_data_url
 from assistant.serving.protocol import (
-    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessageOut, Choice, ChunkChoice,
-    DeltaMessage, ModelCard, ModelList, Usage,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatMessageOut,
+    Choice,
+    ChunkChoice,
+    DeltaMessage,
+    ModelCard,
+    ModelList,
+    Usage,
 )
 
 CONTEXT_FIELDS = frozenset(ClinicalContext.model_fields)
@@ -125,6 +133,10 @@ class ServingService:
         if len(messages) > self.config.max_messages:
             raise ServingError(f"too many messages ({len(messages)}); the limit is {self.config.max_messages}",
                                param="messages")
+        text_chars = sum(len(m.text()) for m in messages)
+        if text_chars > self.config.max_text_chars:
+            raise ServingError(f"the messages hold {text_chars} characters of text; the limit is "
+                               f"{self.config.max_text_chars}", param="messages")
         last = messages[-1]
         if last.role != "user":
             raise ServingError("the last message must be a user message", param="messages")

@@ -1,0 +1,152 @@
+"""`dermassist serve --backend transformers` (CPU) on the tiny model with a LoRA adapter, driven by `openai`.
+
+This server runs with ``--allow-private-image-hosts`` (the documented on-prem option) and ``localhost`` on the
+image allow list, so that image URLs from a loopback server can be fetched — which is what lets us test that an
+allowed domain that *redirects* is refused and the redirect target is never contacted. It also runs with one
+slot and a one-deep queue to show overload answers 429 instead of falling over.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.server
+import json
+import threading
+
+import httpx
+import jsonschema
+import openai
+import pytest
+from serve_support import (
+    API_KEY,
+    Listener,
+    assert_clean_error,
+    data_url,
+    dermassist_serve,
+    free_port,
+    image_message,
+    png_bytes,
+    session_home,
+)
+
+from assistant.report import Report, packaged_report_schema
+
+pytestmark = pytest.mark.slow
+
+
+class _ImageHandler(http.server.BaseHTTPRequestHandler):
+    redirect_port = 0
+    requests: list[tuple[str, str]] = []
+
+    def do_GET(self):
+        type(self).requests.append((self.path, self.headers.get("Host", "")))
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.redirect_port}/a.png")
+            self.end_headers()
+            return
+        body = png_bytes(size=(120, 90))
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def env():
+    home = session_home()
+    from assistant.tiny_model import build_tiny_lora, ensure_demo_model
+
+    lora = home / "tiny-lora"
+    if not (lora / "adapter_config.json").is_file():
+        build_tiny_lora(ensure_demo_model(), lora)
+    listener = Listener()
+    _ImageHandler.redirect_port = listener.port
+    images = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
+    threading.Thread(target=images.serve_forever, daemon=True).start()
+    server = dermassist_serve(free_port(), "--backend", "transformers", "--no-retrieval", "--api-key", API_KEY,
+                              "--adapter", f"derm-lora={lora}", "--allow-image-domains", "localhost",
+                              "--allow-private-image-hosts", "--max-concurrency", "1", "--max-queue", "1",
+                              log_name="serve-transformers")
+    yield {"server": server, "image_port": images.server_address[1], "listener": listener}
+    server.stop()
+    images.shutdown()
+    images.server_close()
+    listener.close()
+    assert "Traceback" not in server.log()
+
+
+@pytest.fixture(scope="module")
+def client(env):
+    return openai.OpenAI(base_url=f"{env['server'].base}/v1", api_key=API_KEY, max_retries=0, timeout=300)
+
+
+def _valid_report(content: str) -> Report:
+    jsonschema.validate(json.loads(content), packaged_report_schema())
+    return Report.model_validate_json(content)
+
+
+def test_models_include_the_adapter(client):
+    assert [m.id for m in client.models.list().data] == ["dermassist-report", "dermassist-chat", "derm-lora"]
+
+
+def test_report_from_a_data_url_and_from_an_allowed_url(client, env):
+    report = _valid_report(client.chat.completions.create(
+        model="dermassist-report", messages=image_message(data_url(png_bytes())),
+        metadata={"age": "40", "fitzpatrick": "IV", "symptoms": "itch"}).choices[0].message.content)
+    assert report.provenance.backend == "transformers" and report.provenance.adapter is None
+    _ImageHandler.requests.clear()
+    url = f"http://localhost:{env['image_port']}/lesion.png"
+    fetched = _valid_report(client.chat.completions.create(
+        model="dermassist-report", messages=image_message(url)).choices[0].message.content)
+    assert _ImageHandler.requests == [("/lesion.png", f"localhost:{env['image_port']}")]
+    assert fetched.provenance.image_sha256 and fetched.provenance.image_sha256 != report.provenance.image_sha256
+
+
+def test_adapter_is_a_model_id(client):
+    completion = client.chat.completions.create(model="derm-lora", messages=image_message(data_url(png_bytes())))
+    report = _valid_report(completion.choices[0].message.content)
+    assert completion.model == "derm-lora" and report.provenance.adapter == "derm-lora"
+
+
+def test_allowed_domain_that_redirects_is_refused(client, env):
+    _ImageHandler.requests.clear()
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(
+            model="dermassist-report",
+            messages=image_message(f"http://localhost:{env['image_port']}/redirect/lesion.png"))
+    assert "redirects are refused" in assert_clean_error(exc.value.body if "error" in exc.value.body
+                                                         else {"error": exc.value.body})
+    assert [path for path, _ in _ImageHandler.requests] == ["/redirect/lesion.png"]
+    assert env["listener"].connections == 0  # the redirect target was never contacted
+    # Even with the private-hosts option, metadata and IP-literal URLs stay refused.
+    for url in ("http://169.254.169.254/latest/meta-data/", f"http://127.0.0.1:{env['listener'].port}/a.png"):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="dermassist-report", messages=image_message(url))
+    assert env["listener"].connections == 0
+
+
+def test_overload_answers_429_and_every_request_is_answered(env):
+    """One slot, one queue place: 6 simultaneous reports → 2 served, the rest 429 at once; nothing hangs."""
+    base = env["server"].base
+    body = {"model": "dermassist-report", "messages": image_message(data_url(png_bytes()))}
+
+    def post(_):
+        response = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=300, trust_env=False,
+                              headers={"Authorization": f"Bearer {API_KEY}"})
+        return response.status_code, response.json()
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(post, range(6)))
+    statuses = sorted(status for status, _ in results)
+    assert len(results) == 6 and set(statuses) <= {200, 429}, statuses
+    assert statuses.count(429) >= 3 and statuses.count(200) >= 1
+    for status, payload in results:
+        if status == 429:
+            assert "busy" in assert_clean_error(payload)
+            assert payload["error"]["type"] == "rate_limit_error"
+    assert httpx.get(f"{base}/health", trust_env=False).status_code == 200
