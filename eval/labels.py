@@ -95,3 +95,14 @@ def is_malignant(condition_id: str | None) -> bool | None:
     if condition_id not in _FALLBACK_IDS:
         return None
     return condition_id in _MALIGNANT
+
+
+def condition_name(condition_id: str) -> str:
+    """The ontology's display name of a condition id (the id in words when the ontology is not available)."""
+    onto = _ontology()
+    if onto is not None:
+        try:
+            return onto.get(condition_id).name
+        except KeyError:
+            pass
+    return condition_id.replace("_", " ")

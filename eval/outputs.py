@@ -56,6 +56,10 @@ def _provenance_lines(results: EvalResults) -> list[str]:
     lines = []
     if r.replay_file:
         lines.append(f"- replayed outputs (no model run here): `{r.replay_file}` ({r.replay_fingerprint})")
+    if (j := r.judge) is not None:
+        lines.append(f"- LLM judge: `{j.model}` at {j.url} (final diagnosis / final answer only; prompt version"
+                     f" {j.prompt_version}): {j.n_judged} verdicts ({j.n_called} asked now, {j.n_cached} cached),"
+                     f" {j.n_unsure} unsure, {j.n_errors} that never validated (counted unsure)")
     return lines
 
 
@@ -99,6 +103,9 @@ def summary_md(results: EvalResults, plots: list[Path]) -> str:
         first = [rec for rec in results.records if rec.status == "error"][:5]
         lines += [f"  - `{rec.id}`: {rec.error}" for rec in first]
         lines.append("")
+    judge_errors = [rec for rec in results.records if rec.judge_error][:5]
+    if judge_errors:
+        lines += ["## Judge errors", "", *[f"- `{rec.id}`: {rec.judge_error}" for rec in judge_errors], ""]
     if results.skipped:
         lines += ["## Skipped while loading", ""]
         lines += [f"- `{s['id']}`: {s['reason']}" for s in results.skipped[:20]]

@@ -159,7 +159,7 @@ class _ReplayedSample:
 
 
 def _normalise(obj: dict) -> dict | None:
-    """One of ``{"report"}``, ``{"answer"}``, ``{"error", "error_kind"?}``; an earlier run's cache line maps too."""
+    """To ``{"report"}``, ``{"answer"}`` or ``{"error", "error_kind"}``; an earlier run's cache line maps too."""
     given = [k for k in KINDS if k in obj]
     if len(given) == 1:
         key = given[0]

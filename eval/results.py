@@ -93,7 +93,7 @@ class SampleRecord(_Model):
     bleu_stats: list[float] | None = None
     delta_bleu_stats: list[float] | None = None
     judge_verdict: Literal["correct", "incorrect", "unsure"] | None = None
-    judge_correct: bool | None = Field(None, description="judged correct; False for failed samples; None = not judged")
+    judge_correct: bool | None = Field(None, description="judged correct; failed samples False; None: not judged")
     judge_rationale: str | None = None
     judge_error: str | None = None
 

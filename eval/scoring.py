@@ -36,9 +36,10 @@ from eval.task import TaskConfig
 
 SCALE_GROUPS = {"fitzpatrick": FITZPATRICK_ORDER, "fst_group": GROUP_ORDER, "monk": MONK_ORDER,
                 "fitzpatrick_estimated": FITZPATRICK_ORDER}
-GROUP_METRICS = {"classification": ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy"],
-                 "report": ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy"],
-                 "closed_vqa": ["accuracy"], "open_vqa": ["token_f1", "rouge_l"]}
+JUDGE_METRICS = ["judge_accuracy", "judge_unsure_rate"]  # present when the run used --judge-url
+_LABEL_GROUP_METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "judge_accuracy"]
+GROUP_METRICS = {"classification": _LABEL_GROUP_METRICS, "report": _LABEL_GROUP_METRICS,
+                 "closed_vqa": ["accuracy", "judge_accuracy"], "open_vqa": ["token_f1", "rouge_l", "judge_accuracy"]}
 DEFAULT_HEADLINE = {"classification": ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy"],
                     "report": ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "schema_validity"],
                     "closed_vqa": ["accuracy"], "open_vqa": ["token_f1", "rouge_l", "bleu_4", "delta_bleu"]}
@@ -152,7 +153,8 @@ class Scorer:
         self.fns: dict[str, Callable[[np.ndarray], float | None]] = {}
         self.counts: dict[str, Callable[[np.ndarray], int]] = {}
         getattr(self, f"_{'classification' if task.type == 'report' else task.type}")()
-        wanted = set(task.metrics)
+        self._judge()
+        wanted = set(task.metrics) | set(JUDGE_METRICS)
         self.fns = {k: v for k, v in self.fns.items() if k in wanted}
 
     def _classification(self):
@@ -212,6 +214,15 @@ class Scorer:
             a = _arr(recs, fn)
             self.fns[name], self.counts[name] = _rate(a), _count(a)
 
+    def _judge(self):
+        """judge_accuracy: share judged correct (failed samples wrong, unsure not correct); only with a judge."""
+        ok = _arr(self.records, lambda r: _b(r.judge_correct))
+        if np.isnan(ok).all():
+            return
+        self.fns["judge_accuracy"], self.counts["judge_accuracy"] = _rate(ok), _count(ok)
+        unsure = _arr(self.records, lambda r: float(r.judge_verdict == "unsure") if r.judge_verdict else np.nan)
+        self.fns["judge_unsure_rate"], self.counts["judge_unsure_rate"] = _rate(unsure), _count(unsure)
+
     def _closed_vqa(self):
         ok = _arr(self.records, lambda r: _b(r.correct))
         self.fns["accuracy"], self.counts["accuracy"] = _rate(ok), _count(ok)
@@ -249,7 +260,7 @@ def aggregate(task: TaskConfig, records: list[SampleRecord], labels: list[str],
               samples: list[Sample] | None = None) -> dict:
     """Metrics (with CIs on headline metrics), per-class results, confusion, calibration, groups and gaps."""
     scorer = Scorer(task, records, labels)
-    headline = set(task.headline or DEFAULT_HEADLINE[task.type])
+    headline = set(task.headline or DEFAULT_HEADLINE[task.type]) | {"judge_accuracy"}
     all_idx = np.arange(len(records))
     metrics = {name: scorer.value(name, all_idx, task.bootstrap, task.seed, name in headline)
                for name in scorer.fns}

@@ -128,7 +128,8 @@ def test_missing_and_replayed_errors_are_recorded_and_the_run_goes_on(synth, tmp
     assert recs[rows[12]["image_id"]].error_kind == "missing_output"
     assert recs[rows[12]["image_id"]].error == f"no replayed output for sample {rows[12]['image_id']} in r.jsonl"
     assert recs[rows[3]["image_id"]].error_kind == "invalid_image"
-    assert recs[rows[4]["image_id"]].error_kind == "replayed_error" and "timeout" in recs[rows[4]["image_id"]].error
+    timed_out = recs[rows[4]["image_id"]]
+    assert timed_out.error_kind == "replayed_error" and "timeout" in timed_out.error
     assert recs[rows[5]["image_id"]].error_kind == "invalid_model_output"
     assert "holds a text answer" in recs[rows[5]["image_id"]].error
     assert res.errors_by_kind == {"missing_output": 2, "invalid_image": 1, "replayed_error": 1,
