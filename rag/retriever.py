@@ -80,9 +80,7 @@ def mmr(candidates: np.ndarray, relevance: np.ndarray, k: int, lam: float) -> li
 
 
 _STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have he her his i in is it its my of on or she so that the their "
-    "them they this to was were what when which who will with you your me we our do does did can could should "
-    "would there been into than then also not no".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "he", "her", "his", "i", "in", "is", "it", "its", "my", "of", "on", "or", "she", "so", "that", "the", "their", "them", "they", "this", "to", "was", "were", "what", "when", "which", "who", "will", "with", "you", "your", "me", "we", "our", "do", "does", "did", "can", "could", "should", "would", "there", "been", "into", "than", "then", "also", "not", "no"]
 )
 
 
@@ -138,7 +136,7 @@ def _ontology():
         from rag.ontology import default_ontology
 
         return default_ontology()
-    except Exception:  # no ontology (yet): filters are passed through unchecked
+    except Exception:  # noqa: BLE001 -- no ontology (yet): filters are passed through unchecked
         return None
 
 
@@ -175,7 +173,7 @@ class KnowledgeBaseRetriever:
 
         try:
             return CrossEncoder(self.reranker_name)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 -- OSError, ValueError, hub errors: all "no usable model"
             raise RetrievalError(
                 f"Re-ranker '{self.reranker_name}' could not be loaded ({type(err).__name__}); give a local "
                 "cross-encoder folder or a model already in the Hugging Face cache."
@@ -297,7 +295,7 @@ class KnowledgeBaseRetriever:
             id=found["ids"][i],
             title=f"{title} — {section}" if section else title,
             source=meta.get("source", "dermassist guideline summary"),
-            text=text[len(prefix):] if text.startswith(prefix) else text,
+            text=text.removeprefix(prefix),
             url=meta.get("url"),
             score=round(score, 4),
             condition_ids=list(meta.get("conditions") or []),

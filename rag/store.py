@@ -23,14 +23,13 @@ model and refuses queries with another one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -68,7 +67,7 @@ class Manifest(BaseModel):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _note(message: str) -> None:
@@ -87,13 +86,13 @@ def _categories(condition_ids: Sequence[str]) -> list[str]:
         from rag.ontology import default_ontology
 
         ontology = default_ontology()
-    except Exception:  # the ontology is optional here: chunks simply carry no category
+    except Exception:  # noqa: BLE001 -- the ontology is optional here: chunks simply carry no category
         return []
     found = []
     for cid in condition_ids:
         try:
             category = ontology.get(cid).category
-        except Exception:
+        except Exception:  # noqa: BLE001, S112 -- an id unknown to the ontology has no category
             continue
         found.append(str(getattr(category, "value", category)))
     return sorted(set(found))
@@ -514,27 +513,46 @@ def build_store(
     backend: Backend | None = None,
 ) -> KnowledgeBaseStore:
     """(Re)build the store from the packaged corpus plus ``user_docs``; the previous store stays live until done."""
-    backend = backend or get_backend(path, chroma_url)
-    embedder = get_embedder(embedder)
     docs = load_packaged_corpus() + list(user_docs)
-    chunks = chunk_documents(docs)
+    return write_chunks(
+        backend or get_backend(path, chroma_url),
+        chunk_documents(docs),
+        embedder=embedder,
+        corpus=corpus_version(),
+        doc_count=len(docs),
+        user_documents=sorted(d.doc_id for d in user_docs),
+        batch_size=batch_size,
+    )
+
+
+def write_chunks(
+    backend: Backend,
+    chunks: Sequence[Chunk],
+    *,
+    embedder: str | Embedder | None = None,
+    corpus: str,
+    doc_count: int,
+    user_documents: Sequence[str] = (),
+    batch_size: int = WRITE_BATCH,
+) -> KnowledgeBaseStore:
+    """Embed ``chunks`` batch by batch into a fresh generation and make it live (``build_store``, benchmarks)."""
+    embedder = get_embedder(embedder)
     started = _now()
 
     def batches() -> Iterator[tuple[list, np.ndarray, list, list]]:
         for start in range(0, len(chunks), batch_size):
             part = chunks[start : start + batch_size]
-            yield [c.id for c in part], embedder.embed([c.text for c in part]), [c.text for c in part], [
-                chunk_metadata(c) for c in part
-            ]
+            texts = [c.text for c in part]
+            yield [c.id for c in part], embedder.embed(texts), texts, [chunk_metadata(c) for c in part]
 
     with backend.lock():
         manifest = Manifest(
             embedding_model=embedder.name,
             dimension=embedder.dimension,
-            corpus_version=corpus_version(),
+            corpus_version=corpus,
             chunk_count=len(chunks),
-            doc_count=len(docs),
-            user_documents=sorted(d.doc_id for d in user_docs),
+            doc_count=doc_count,
+            user_documents=list(user_documents),
             built_at=started,
             updated_at=started,
             generation="",

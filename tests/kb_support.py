@@ -23,8 +23,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rag.embeddings import SentenceTransformerEmbedder  # noqa: E402
-from rag.store import KnowledgeBaseStore, build_store  # noqa: E402
+from rag.embeddings import SentenceTransformerEmbedder
+from rag.store import KnowledgeBaseStore, build_store
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -112,7 +112,7 @@ class ChromaServer:
     def __init__(self, data: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(data.parent / "chroma.log", "wb")
+        self.log = open(data.parent / "chroma.log", "wb")  # noqa: SIM115 -- closed in stop()
         self.proc = subprocess.Popen(
             [str(BIN / "chroma"), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
@@ -143,7 +143,8 @@ def kb_cli(*args: str, home: Path, timeout: int = 300) -> subprocess.CompletedPr
     """``dermassist kb ...`` as a user runs it, with its own DERMASSIST_HOME."""
     env = {**os.environ, "DERMASSIST_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return subprocess.run(
-        [str(BIN / "dermassist"), "kb", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO
+        [str(BIN / "dermassist"), "kb", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO,
+        check=False,
     )
 
 
@@ -158,8 +159,8 @@ def write_text_pdf(path: Path, lines: list[str]) -> Path:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+         b"/Resources << /Font << /F1 5 0 R >> >> >>"),
         b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from kb_support import (
     ChromaServer,
     CrashingEmbedder,
