@@ -1,6 +1,7 @@
 """End to end, as a user runs it: make-synthetic, then `dermassist eval` (as `python -m eval`) with the tiny
 random model through two backends — transformers and vLLM-CPU, in-process engines. The tiny model writes random
-reports: assert files and structure, never accuracy. The vLLM run also checks resume (--limit, then the rest)."""
+reports: assert files and structure, never accuracy. The vLLM run also checks resume (--limit, then the rest) and
+that replaying its cache (--replay) reproduces its scores."""
 
 from __future__ import annotations
 
@@ -77,3 +78,10 @@ def test_vllm_backend_and_resume(synthetic, tiny_model, tmp_path):
     assert res.run.backend == "vllm" and res.run.n_cached == 5 and res.run.n_computed == 7
     lines = [json.loads(x) for x in (tmp_path / "cache.jsonl").read_text().splitlines()]
     assert len(lines) == 12 and len({x["sample_id"] for x in lines}) == 12
+    # results anyone can replay: the run's cache scored again with --replay gives the same numbers
+    cli("--task", "synthetic_ham", "--data", synthetic / "metadata.csv", "--images-root", synthetic / "images",
+        "--replay", tmp_path / "cache.jsonl", "--model", tiny_model, "--out", tmp_path / "replayed", "--no-progress")
+    replayed = check_outputs(tmp_path / "replayed", 12)
+    assert replayed.run.backend == "replay" and replayed.run.replay_fingerprint.startswith("sha256:")
+    assert {k: m.value for k, m in replayed.metrics.items()} == {k: m.value for k, m in res.metrics.items()}
+    assert [r.prediction for r in replayed.records] == [r.prediction for r in res.records]
