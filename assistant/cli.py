@@ -206,12 +206,14 @@ def _validation_message(exc: Exception) -> str:
 
 
 def _mount_subapps() -> None:
+    """Each surface owns its command module; they import heavy libraries only when a command runs."""
+    from assistant.serving.cli import serve
     from eval.cli import app as eval_app
     from rag.cli import app as kb_app
 
     app.add_typer(kb_app, name="kb")
     app.add_typer(eval_app, name="eval")
-    app.command("serve")(__import__("assistant.serving.cli", fromlist=["serve"]).serve)
+    app.command("serve")(serve)
 
 
 _mount_subapps()

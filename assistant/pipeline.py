@@ -29,6 +29,7 @@ from assistant.report import (
     Report,
     ReportDraft,
     Timings,
+    Usage,
     draft_json_schema,
 )
 from assistant.retrieval import NullRetriever, Passage, Retriever
@@ -79,7 +80,8 @@ class ReportPipeline:
         return prompts.PROMPT_VERSION
 
     # -- reports ------------------------------------------------------------------------------------------------
-    def run(self, case: Case, adapter: str | None = None) -> Report:
+    def run(self, case: Case, adapter: str | None = None, *, max_new_tokens: int | None = None) -> Report:
+        """``max_new_tokens`` overrides the settings for this call (e.g. an API client's max_tokens)."""
         t0 = time.perf_counter()
         images = self.intake(case.images)
         t1 = time.perf_counter()
@@ -87,7 +89,8 @@ class ReportPipeline:
         t2 = time.perf_counter()
         messages = self._report_messages(case, images, passages)
         schema = draft_json_schema([p.id for p in passages]) if self.settings.constrained_decoding else None
-        draft, attempts = self._generate_draft(messages, schema, adapter)
+        draft, attempts, usage = self._generate_draft(messages, schema, adapter,
+                                                      max_new_tokens or self.settings.max_new_tokens)
         t3 = time.perf_counter()
         items, citations, grounding, grounding_limits = ground_citations(draft, passages)
         for item in items:
@@ -95,11 +98,11 @@ class ReportPipeline:
         diagnosis = Diagnosis(**draft.diagnosis.model_dump(),
                               condition_id=self.ontology.normalize(draft.diagnosis.condition))
         provenance = Provenance(
-            model=self.backend.config.model, adapter=adapter, backend=self.backend.name,
+            model=self.backend.config.display_name, adapter=adapter, backend=self.backend.name,
             prompt_version=self.prompt_version, retrieval_store_version=self.retriever.version,
             dermassist_version=__version__, attempts=attempts, created_at=datetime.now(timezone.utc),
             timings=Timings(intake_ms=_ms(t0, t1), retrieval_ms=_ms(t1, t2), generation_ms=_ms(t2, t3)),
-            image_sha256=[img.sha256 for img in images],
+            usage=usage, image_sha256=[img.sha256 for img in images],
         )
         report = Report(
             findings=draft.findings, differential=items, diagnosis=diagnosis, triage=draft.triage,
@@ -122,16 +125,19 @@ class ReportPipeline:
         parts = (*(ImagePart(img) for img in images), TextPart(user))
         return ChatMessage.text("system", system), ChatMessage("user", parts)
 
-    def _generate_draft(self, messages: tuple[ChatMessage, ...], schema: dict | None,
-                        adapter: str | None) -> tuple[ReportDraft, int]:
+    def _generate_draft(self, messages: tuple[ChatMessage, ...], schema: dict | None, adapter: str | None,
+                        max_new_tokens: int) -> tuple[ReportDraft, int, Usage]:
         problem = ""
+        usage = Usage()
         for attempt in (1, 2):
             request = GenerationRequest(messages=messages, json_schema=schema, adapter=adapter,
-                                        max_new_tokens=self.settings.max_new_tokens,
+                                        max_new_tokens=max_new_tokens,
                                         temperature=self.settings.temperature, seed=self.settings.seed)
             result = self.backend.generate(request)
+            usage.prompt_tokens += result.prompt_tokens
+            usage.completion_tokens += result.completion_tokens
             try:
-                return ReportDraft.model_validate_json(result.text), attempt
+                return ReportDraft.model_validate_json(result.text), attempt, usage
             except ValidationError as exc:
                 problem = _describe(exc, result.finish_reason)
             # The retry shows the model its own output and what was wrong with it.
@@ -141,7 +147,8 @@ class ReportPipeline:
 
     # -- free-text answers (chat, VQA) --------------------------------------------------------------------------
     def answer(self, question: str, images: list[ImageSource] | None = None, context: ClinicalContext | None = None,
-               history: list[tuple[str, str]] | None = None, adapter: str | None = None) -> ChatAnswer:
+               history: list[tuple[str, str]] | None = None, adapter: str | None = None, *,
+               max_new_tokens: int | None = None) -> ChatAnswer:
         """A grounded free-text answer; ``history`` is earlier (role, text) turns of the conversation."""
         if not question.strip():
             raise CaseError("the question is empty")
@@ -158,7 +165,8 @@ class ReportPipeline:
                               symptoms=", ".join(context.symptoms.present()) if context else "")
         messages.append(ChatMessage("user", (*(ImagePart(img) for img in clean), TextPart(user))))
         result = self.backend.generate(GenerationRequest(
-            messages=tuple(messages), adapter=adapter, max_new_tokens=self.settings.chat_max_new_tokens,
+            messages=tuple(messages), adapter=adapter,
+            max_new_tokens=max_new_tokens or self.settings.chat_max_new_tokens,
             temperature=self.settings.temperature, seed=self.settings.seed))
         t3 = time.perf_counter()
         citations, unknown = cited_ids_in_text(result.text, passages)
@@ -168,10 +176,11 @@ class ReportPipeline:
         if unknown:
             notes.append(f"The answer cited {len(unknown)} source(s) that were not retrieved; they are not verified.")
         provenance = Provenance(
-            model=self.backend.config.model, adapter=adapter, backend=self.backend.name,
+            model=self.backend.config.display_name, adapter=adapter, backend=self.backend.name,
             prompt_version=self.prompt_version, retrieval_store_version=self.retriever.version,
             dermassist_version=__version__, timings=Timings(intake_ms=_ms(t0, t1), retrieval_ms=_ms(t1, t2),
                                                             generation_ms=_ms(t2, t3), total_ms=_ms(t0, t3)),
+            usage=Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens),
             image_sha256=[img.sha256 for img in clean])
         return ChatAnswer(text=result.text, citations=citations, flagged_conditions=flagged, safety_notes=notes,
                           provenance=provenance)

@@ -138,8 +138,13 @@ class Timings(_Strict):
     total_ms: float = 0.0
 
 
+class Usage(_Strict):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 class Provenance(_Strict):
-    model: str
+    model: str = Field(description="hub id, or a local model's folder name (never its path)")
     adapter: str | None = None
     backend: str
     prompt_version: str
@@ -148,6 +153,7 @@ class Provenance(_Strict):
     attempts: int = Field(1, description="generation attempts used (a schema-invalid output gets one retry)")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     timings: Timings = Field(default_factory=Timings)
+    usage: Usage = Field(default_factory=Usage, description="tokens over all generation attempts")
     image_sha256: list[str] = Field(default_factory=list, description="hashes of the metadata-free pixels")
 
 

@@ -82,6 +82,18 @@ class BackendConfig(BaseModel):
     quantization: Literal["none", "4bit", "8bit"] = Field("none", description="transformers only, via bitsandbytes")
 
 
+    @property
+    def display_name(self) -> str:
+        """The model name shown in reports and APIs: a hub id as is, a local folder by its name only
+        (a local path says where PHI-adjacent files live on our machine)."""
+        from pathlib import Path
+
+        model = self.model
+        if model.startswith(("/", ".", "~")) or Path(model).is_absolute() or Path(model).exists():
+            return Path(model).name or "local-model"
+        return model
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: str

@@ -12,17 +12,14 @@ Everything here is synchronous (the pipeline is); ``routes`` runs it in worker t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from assistant import __version__
-from assistant.backends.base import GenerationRequest, GenerationResult
 from assistant.case import Case, ClinicalContext, Modality, Symptoms
 from assistant.intake import IntakeImage, load_image
 from assistant.pipeline import ReportPipeline
@@ -66,26 +63,6 @@ class Prepared:
     log: dict = field(default_factory=dict)  # PHI-free facts for the request log
 
 
-class _UsageRecorder:
-    """Wraps the shared backend for one request and adds up its token counts (reports may take 2 attempts)."""
-
-    def __init__(self, backend) -> None:
-        self._backend = backend
-        self.name = backend.name
-        self.config = backend.config
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        result = self._backend.generate(request)
-        self.prompt_tokens += result.prompt_tokens
-        self.completion_tokens += result.completion_tokens
-        return result
-
-    def close(self) -> None:  # the shared backend is closed by the service, never per request
-        pass
-
-
 class ServingService:
     def __init__(self, pipeline: ReportPipeline, config: ServeConfig, *, fetcher: ImageFetcher | None = None) -> None:
         self.pipeline = pipeline
@@ -94,7 +71,7 @@ class ServingService:
                                                allow_private=config.allow_private_image_hosts,
                                                timeout_s=config.image_fetch_timeout_s,
                                                max_bytes=config.image_max_bytes)
-        self.public_model = public_model_name(pipeline.backend.config.model)
+        self.public_model = pipeline.backend.config.display_name
         self.adapters = tuple(pipeline.backend.config.adapters)
         self.fingerprint = f"dermassist-{__version__}-prompts-{pipeline.prompt_version}"
         self.backend_ok = True
@@ -211,37 +188,32 @@ class ServingService:
 
     # -- prepared → answer -------------------------------------------------------------------------------------
     def execute(self, prepared: Prepared) -> ChatCompletionResponse:
-        recorder = _UsageRecorder(self.pipeline.backend)
-        settings = self.pipeline.settings
-        if prepared.max_new_tokens is not None:
-            field_name = "max_new_tokens" if prepared.task == "report" else "chat_max_new_tokens"
-            settings = dataclasses.replace(settings, **{field_name: prepared.max_new_tokens})
-        pipeline = ReportPipeline(recorder, self.pipeline.retriever, settings=settings,
-                                  ontology=self.pipeline.ontology)
         clean = [img.image for img in prepared.images]  # already checked; intake re-cleans PIL input cheaply
         try:
             if prepared.task == "report":
                 case = Case(images=clean, modality=prepared.modality, context=prepared.context)
-                report = pipeline.run(case, adapter=prepared.adapter)
+                report = self.pipeline.run(case, adapter=prepared.adapter, max_new_tokens=prepared.max_new_tokens)
                 content, extras = self._report_content(report, prepared)
+                usage = report.provenance.usage
             else:
-                answer = pipeline.answer(prepared.question, images=clean, context=prepared.context,
-                                         history=prepared.history, adapter=prepared.adapter)
-                answer.provenance.model = self.public_model
+                answer = self.pipeline.answer(prepared.question, images=clean, context=prepared.context,
+                                              history=prepared.history, adapter=prepared.adapter,
+                                              max_new_tokens=prepared.max_new_tokens)
                 content = render_chat(answer.text, answer.safety_notes,
                                       [(c.id, c.title) for c in answer.citations], answer.disclaimer)
                 extras = answer.model_dump(mode="json", exclude={"text"})
+                usage = answer.provenance.usage
         except Exception as exc:
             self.backend_ok = not _is_backend_error(exc)
             raise
         self.backend_ok = True
-        usage = Usage(prompt_tokens=recorder.prompt_tokens, completion_tokens=recorder.completion_tokens,
-                      total_tokens=recorder.prompt_tokens + recorder.completion_tokens)
-        return ChatCompletionResponse(model=prepared.model, choices=[Choice(message=ChatMessageOut(content=content))],
-                                      usage=usage, system_fingerprint=self.fingerprint, dermassist=extras)
+        return ChatCompletionResponse(
+            model=prepared.model, choices=[Choice(message=ChatMessageOut(content=content))],
+            usage=Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                        total_tokens=usage.prompt_tokens + usage.completion_tokens),
+            system_fingerprint=self.fingerprint, dermassist=extras)
 
     def _report_content(self, report: Report, prepared: Prepared) -> tuple[str, dict]:
-        report.provenance.model = self.public_model  # never a local path of ours
         content = report.model_dump_json()
         if prepared.client_schema is not None and _canonical(prepared.client_schema) not in self._report_schemas:
             check_against_schema(json.loads(content), prepared.client_schema)
@@ -343,13 +315,6 @@ def check_against_schema(instance: Any, schema: dict) -> None:
         raise ServingError(f"the report does not satisfy the requested response_format schema at {where} "
                            f"({error.validator}); {REPORT_MODEL} returns the Report schema (`dermassist schema`)",
                            param="response_format")
-
-
-def public_model_name(model: str) -> str:
-    """A model name safe to show: a hub id as is, a local folder by its name only."""
-    if model.startswith(("/", ".", "~")) or Path(model).is_absolute() or Path(model).exists():
-        return Path(model).name or "local-model"
-    return model
 
 
 def _canonical(schema: dict) -> str:
