@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from helpers import lesion_image
 
-_SESSION_HOME = Path(tempfile.mkdtemp(prefix="dermassist-test-home-"))
-os.environ.setdefault("DERMASSIST_HOME", str(_SESSION_HOME))
+# Never the user's real cache. DERMASSIST_TEST_HOME keeps one folder across runs (skips rebuilding model and KB).
+os.environ["DERMASSIST_HOME"] = os.environ.get("DERMASSIST_TEST_HOME") or tempfile.mkdtemp(
+    prefix="dermassist-test-home-")
 for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1",
                    "TOKENIZERS_PARALLELISM": "false", "GRADIO_ANALYTICS_ENABLED": "False",
                    "ANONYMIZED_TELEMETRY": "False", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}.items():
@@ -23,17 +23,31 @@ for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A tiny random Qwen2.5-VL plus a random LoRA adapter (``tiny_model.parent / 'lora'``)."""
-    from assistant.tiny_model import build_tiny_model
+def tiny_model() -> Path:
+    """The tiny random Qwen2.5-VL demo model, built once into the session's DERMASSIST_HOME (as users get it)."""
+    from assistant.tiny_model import ensure_demo_model
 
-    root = tmp_path_factory.mktemp("tiny")
-    return build_tiny_model(root / "qwen2_5_vl", "qwen2_5_vl", lora_dir=root / "lora")
+    return ensure_demo_model()
 
 
 @pytest.fixture(scope="session")
-def tiny_lora(tiny_model) -> Path:
-    return tiny_model.parent / "lora"
+def tiny_lora(tiny_model, tmp_path_factory) -> Path:
+    """A random LoRA adapter for the tiny model (it changes greedy output)."""
+    from assistant.tiny_model import build_tiny_lora
+
+    return build_tiny_lora(tiny_model, tmp_path_factory.mktemp("lora") / "lora")
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm_server(tiny_model, tiny_lora):
+    """One real vLLM OpenAI server for the session: the tiny model as `tiny`, its LoRA as `lora`."""
+    import serve_support
+    from helpers import free_port
+
+    server = serve_support.vllm_server(str(tiny_model), free_port(), loras=[f"lora={tiny_lora}"],
+                                       log_name="vllm-tiny")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

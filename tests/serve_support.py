@@ -6,45 +6,30 @@ One ``DERMASSIST_HOME`` per test session (the tiny model and the knowledge base 
 
 from __future__ import annotations
 
-import atexit
 import base64
 import io
 import os
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zlib
 from pathlib import Path
 
 import httpx
+from helpers import free_port  # noqa: F401 - re-exported for the serve tests
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 API_KEY = "test-key-0123456789"
 
-_HOME: Path | None = None
-
-
 def session_home() -> Path:
-    """A DERMASSIST_HOME shared by every test of this session (and the servers they start)."""
-    global _HOME
-    if _HOME is None:
-        reuse = os.environ.get("DERMASSIST_SERVE_TEST_HOME")  # a kept folder: skips rebuilding model and KB
-        if reuse:
-            _HOME = Path(reuse)
-            _HOME.mkdir(parents=True, exist_ok=True)
-        else:
-            _HOME = Path(tempfile.mkdtemp(prefix="dermassist-serve-home-"))
-            atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
-        os.environ["DERMASSIST_HOME"] = str(_HOME)
-    return _HOME
+    """The test session's DERMASSIST_HOME (set by conftest.py): the tiny model and KB are built once into it."""
+    return Path(os.environ["DERMASSIST_HOME"])
 
 
 def server_env() -> dict[str, str]:
@@ -55,12 +40,6 @@ def server_env() -> dict[str, str]:
         env.pop(proxy, None)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -124,15 +103,18 @@ def dermassist_serve(port: int, *args: str, log_name: str, timeout_s: float = 30
                   timeout_s=timeout_s)
 
 
-def vllm_server(model: str, port: int) -> Server:
+def vllm_server(model: str, port: int, *, loras: list[str] = (), served_name: str = "tiny",
+                log_name: str = "vllm-upstream") -> Server:
+    """A real ``vllm.entrypoints.openai.api_server`` on the tiny model, float32 like the in-process tests."""
     from assistant.backends.vllm_backend import vllm_server_command
 
     # No prefix caching: with random weights, near-tied logits make greedy output depend on whether a prefix
     # was cached, and the tests compare a streamed report with a non-streamed one.
-    cmd = vllm_server_command(model, port=port, extra=["--enforce-eager", "--max-model-len", "8192",
-                                                        "--served-model-name", "tiny", "--disable-log-stats",
-                                                        "--no-enable-prefix-caching"])
-    return Server(cmd, port, "vllm-upstream", ready_path="/v1/models", timeout_s=300.0)
+    cmd = vllm_server_command(model, port=port, loras=list(loras),
+                              extra=["--dtype", "float32", "--enforce-eager", "--max-model-len", "8192",
+                                     "--served-model-name", served_name, "--disable-log-stats",
+                                     "--no-enable-prefix-caching"])
+    return Server(cmd, port, log_name, ready_path="/v1/models", timeout_s=300.0)
 
 
 # -- images -------------------------------------------------------------------------------------------------------

@@ -12,18 +12,12 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from assistant.backends.vllm_backend import vllm_server_command
 from assistant.errors import BackendError
 from eval.cli import app
 from eval.datasets import Sample
@@ -160,42 +154,10 @@ def test_judge_down_is_a_clear_error_naming_the_url(tmp_path):
 # ---------------------------------------------------------------- slow: a real OpenAI-compatible judge server
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-    time.sleep(2)  # engine children exit shortly after the parent
-
-
 @pytest.fixture(scope="module")
-def judge_server(tiny_model, tmp_path_factory):
-    """A real vLLM OpenAI server serving the tiny model; yields (base URL, served model name)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("judge-server") / "server.log"
-    cmd = vllm_server_command(str(tiny_model), port=port,
-                              extra=["--dtype", "float32", "--enforce-eager", "--max-model-len", "4096"])
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1"))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited early:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server did not become ready:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        yield f"{base}/v1", str(tiny_model)
-    finally:
-        _stop(proc)
+def judge_server(tiny_vllm_server):
+    """The session's real vLLM OpenAI server on the tiny model; yields (base URL, served model name)."""
+    return f"{tiny_vllm_server.base}/v1", "tiny"
 
 
 @pytest.fixture(scope="module")

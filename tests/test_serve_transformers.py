@@ -26,7 +26,6 @@ from serve_support import (
     free_port,
     image_message,
     png_bytes,
-    session_home,
 )
 
 from assistant.report import Report, packaged_report_schema
@@ -57,13 +56,8 @@ class _ImageHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def env():
-    home = session_home()
-    from assistant.tiny_model import build_tiny_lora, ensure_demo_model
-
-    lora = home / "tiny-lora"
-    if not (lora / "adapter_config.json").is_file():
-        build_tiny_lora(ensure_demo_model(), lora)
+def env(tiny_model, tiny_lora):
+    lora = tiny_lora
     listener = Listener()
     _ImageHandler.redirect_port = listener.port
     images = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)

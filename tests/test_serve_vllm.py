@@ -24,8 +24,6 @@ from serve_support import (
     image_message,
     pixel_bomb_png,
     png_bytes,
-    session_home,
-    vllm_server,
 )
 
 from assistant.report import Report, packaged_report_schema, report_json_schema
@@ -34,22 +32,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server():
-    session_home()
-    from assistant.tiny_model import ensure_demo_model
-
-    model = str(ensure_demo_model())
-    upstream = vllm_server(model, free_port())
-    try:
-        endpoint = dermassist_serve(free_port(), "--upstream", f"{upstream.base}/v1", "--api-key", API_KEY,
-                                    "--allow-image-domains", "localhost,derm-images.test",
-                                    log_name="serve-vllm", timeout_s=400)
-    except Exception:
-        upstream.stop()
-        raise
+def server(tiny_vllm_server):
+    endpoint = dermassist_serve(free_port(), "--upstream", f"{tiny_vllm_server.base}/v1", "--api-key", API_KEY,
+                                "--allow-image-domains", "localhost,derm-images.test",
+                                log_name="serve-vllm", timeout_s=400)
     yield endpoint
     endpoint.stop()
-    upstream.stop()
     log = endpoint.log()
     assert "Traceback" not in log
     assert "Itchy scaly plaque" not in log and "iVBORw0KGgo" not in log  # no clinical text or image bytes logged

@@ -79,6 +79,8 @@ class BackendConfig(BaseModel):
     max_images: int = Field(4, ge=1)
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
     enforce_eager: bool = False
+    enable_prefix_caching: bool = Field(
+        True, description="vllm only; off for bit-exact reproducibility (cached KV can flip near-tied greedy choices)")
     quantization: Literal["none", "4bit", "8bit"] = Field("none", description="transformers only, via bitsandbytes")
 
 

@@ -38,6 +38,7 @@ class VLLMBackend:
         kwargs: dict = dict(
             model=config.model, max_model_len=config.max_model_len, limit_mm_per_prompt={"image": config.max_images},
             enforce_eager=config.enforce_eager, gpu_memory_utilization=config.gpu_memory_utilization, seed=0,
+            enable_prefix_caching=config.enable_prefix_caching,
             structured_outputs_config=STRUCTURED_OUTPUTS_CONFIG,
         )
         if config.dtype != "auto":
