@@ -178,17 +178,24 @@ def test_chroma_server_build_and_search_via_chroma_url(tmp_path):
     server = ChromaServer(tmp_path / "chroma-data")
     try:
         built = build_store(chroma_url=server.url, embedder=shared_embedder())
-        assert built.count() == open_store(built_store_dir()).count()
+        base = built.count()
+        assert base == open_store(built_store_dir()).count()
         run = kb_cli("search", "itchy silvery plaques on elbows and knees", "-k", "3", "--chroma-url", server.url,
                      home=tmp_path / "home")
         assert run.returncode == 0, run.stderr
         assert run.stdout.splitlines()[0].split()[2].startswith("psoriasis#")
         stats = kb_cli("stats", "--chroma-url", server.url, home=tmp_path / "home")
-        assert server.url in stats.stdout and f"chunks:          {built.count()}" in stats.stdout
-        old = built.manifest.generation
+        assert server.url in stats.stdout and f"chunks:          {base}" in stats.stdout
+        note = tmp_path / "server_note.md"
+        note.write_text("## Notes\nA note kept on the shared server.\n")
+        added = KnowledgeBaseStore(chroma_url=server.url, embedder=shared_embedder())
+        added.add(load_documents([note]))
+        assert KnowledgeBaseStore(chroma_url=server.url).count() == base + 1
+        old = added.manifest.generation
         rebuilt = build_store(chroma_url=server.url, embedder=shared_embedder())
         names = {c.name for c in rebuilt.backend.client.list_collections()}
         assert rebuilt.manifest.generation in names and old not in names  # old collection dropped after switch
+        assert len([n for n in names if n.startswith("dermassist_kb-")]) == 1
     finally:
         server.stop()
 
