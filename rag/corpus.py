@@ -172,14 +172,20 @@ def chunk_document(doc: GuidelineDoc, limit: int = MAX_CHUNK_CHARS) -> list[Chun
     return chunks
 
 
-def chunk_documents(docs: list[GuidelineDoc]) -> list[Chunk]:
+def check_unique_doc_ids(docs: list[GuidelineDoc]) -> None:
+    """Two documents with one doc id would overwrite each other's chunks in the store: refuse, naming both."""
     seen: dict[str, str] = {}
     for doc in docs:
         if doc.doc_id in seen:
             raise RetrievalError(
-                f"{doc.file_name}: doc_id '{doc.doc_id}' is already used by {seen[doc.doc_id]}; doc ids must be unique."
+                f"{doc.file_name} and {seen[doc.doc_id]} would both be stored as '{doc.doc_id}'; doc ids must be "
+                "unique: rename one of them."
             )
         seen[doc.doc_id] = doc.file_name or doc.doc_id
+
+
+def chunk_documents(docs: list[GuidelineDoc]) -> list[Chunk]:
+    check_unique_doc_ids(docs)
     return [chunk for doc in docs for chunk in chunk_document(doc)]
 
 

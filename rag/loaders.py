@@ -17,7 +17,7 @@ from bs4 import BeautifulSoup, NavigableString
 from pypdf import PdfReader
 
 from assistant.errors import RetrievalError
-from rag.corpus import GuidelineDoc, parse_markdown, slugify
+from rag.corpus import GuidelineDoc, check_unique_doc_ids, parse_markdown, slugify
 
 Loader = Callable[[Path], GuidelineDoc]
 _BLOCK_TAGS = ["p", "div", "section", "article", "main", "ul", "ol", "table", "tr", "br", "blockquote", "pre"]
@@ -148,11 +148,5 @@ def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
 def load_documents(paths: Iterable[Path | str]) -> list[GuidelineDoc]:
     """Load every file (folders recursively) or raise on the first bad one; nothing is returned partially."""
     docs = [load_document(path) for path in expand_paths(paths)]
-    seen: dict[str, str] = {}
-    for doc in docs:
-        if doc.doc_id in seen:
-            raise RetrievalError(
-                f"{doc.file_name} and {seen[doc.doc_id]} would both be stored as '{doc.doc_id}'; rename one of them."
-            )
-        seen[doc.doc_id] = doc.file_name or doc.doc_id
+    check_unique_doc_ids(docs)
     return docs
