@@ -43,7 +43,7 @@ def cited_ids_in_text(text: str, passages: list[Passage]) -> tuple[list[Citation
 
     by_id = {p.id: p for p in passages}
     found, unknown = {}, []
-    for marker in re.findall(r"\[([a-z0-9_#.\-]{2,64})\]", text):
+    for marker in re.findall(r"\[([a-z0-9_#.\-]{2,128})\]", text):
         if marker in by_id:
             found.setdefault(marker, _citation(by_id[marker]))
         elif marker not in unknown:

@@ -45,7 +45,7 @@ def _text(max_length: int) -> type[str]:
 Short = _text(80)
 Line = _text(200)
 Para = _text(400)
-CitationId = Annotated[str, StringConstraints(max_length=64, pattern=r"^[a-z0-9_#.-]+$")]
+CitationId = Annotated[str, StringConstraints(max_length=128, pattern=r"^[a-z0-9_#.-]+$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 Urgency = Literal["routine", "soon", "urgent", "emergency"]

@@ -99,3 +99,17 @@ def test_report_always_has_a_disclaimer_by_default():
 ])
 def test_urgency_only_goes_up(current, floor, expected):
     assert urgency_at_least(current, floor) == expected
+
+
+def test_every_knowledge_base_chunk_id_is_a_valid_citation_id():
+    """The decoder may cite any retrieved chunk id: each must also pass ReportDraft validation."""
+    from pydantic import TypeAdapter
+
+    from assistant.report import CitationId
+    from rag.corpus import chunk_documents, load_packaged_corpus
+
+    adapter = TypeAdapter(CitationId)
+    ids = [chunk.id for chunk in chunk_documents(load_packaged_corpus())]
+    assert len(ids) > 600
+    for chunk_id in ids:
+        adapter.validate_python(chunk_id)
