@@ -40,10 +40,21 @@ DEFAULT_DENSE_WEIGHT = 0.5
 MAX_QUERY_CHARS = 4000
 
 
+FALLBACK_QUERIES = {
+    Modality.clinical: "Skin lesion photograph: describing morphology, warning signs of skin cancer (ABCDE, "
+                       "ugly duckling) and when to refer urgently.",
+    Modality.dermoscopy: "Dermoscopy of a skin lesion: dermoscopy checklists for melanoma, warning signs and "
+                         "referral criteria.",
+    Modality.histopathology: "Skin biopsy histopathology: skin cancer types and referral and management criteria.",
+}
+
+
 def case_query(case: Case) -> str:
     """A natural-language query from the case: symptoms, site, duration, history, question, modality.
 
-    Returns "" when the case says nothing retrievable (then ``retrieve`` returns no passages).
+    A case with no retrievable context still gets a query about its modality — how to describe the lesion, what
+    the red flags are and when to refer — so every report is grounded in the cross-cutting guidance (ABCDE,
+    dermoscopy checklists, referral criteria) rather than in nothing.
     """
     ctx = case.context
     symptoms = ctx.symptoms.present()
@@ -57,9 +68,9 @@ def case_query(case: Case) -> str:
         parts.append(f"History: {ctx.history.rstrip('.')}.")
     if ctx.question:
         parts.append(ctx.question)
-    if not parts:
-        return ""
     modality = Modality(case.modality)
+    if not parts:
+        return FALLBACK_QUERIES[modality]
     if modality != Modality.clinical:
         parts.append(f"({modality.value} image)")
     return " ".join(parts)

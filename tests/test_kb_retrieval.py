@@ -39,7 +39,7 @@ def test_case_query_uses_context_and_question():
                      "Is this psoriasis?")
     dermoscopy = Case(images=case.images, modality="dermoscopy", context=case.context)
     assert case_query(dermoscopy).endswith("(dermoscopy image)")
-    assert case_query(_case(age=30)) == ""
+    assert case_query(_case(age=30)).startswith("Skin lesion photograph")  # no context: still grounded
 
 
 def test_retrieve_returns_grounded_passages(retriever):
@@ -52,7 +52,8 @@ def test_retrieve_returns_grounded_passages(retriever):
     assert top.id.startswith("psoriasis#") and top.title.startswith("Psoriasis — ")
     assert top.source.startswith("dermassist guideline summary (") and top.url.startswith("https://")
     assert top.condition_ids == ["psoriasis"] and not top.text.startswith("Psoriasis — ")
-    assert retriever.retrieve(_case(age=30)) == []
+    fallback = retriever.retrieve(_case(age=30))  # no retrievable context: the cross-cutting skin-cancer guidance
+    assert fallback and any(p.id.startswith("abcde_ugly_duckling#") for p in fallback)
 
 
 def test_search_default_k_and_ids_are_unique(retriever):
