@@ -20,8 +20,10 @@ def ground_citations(draft: ReportDraft, passages: list[Passage]) -> tuple[list[
     dropped: list[str] = []
     items = []
     for item in draft.differential:
-        kept = []
-        for cid in item.citation_ids:
+        kept: list[str] = []
+        for cid in item.citation_ids:  # decoders cannot enforce uniqueItems: repeats are dropped here
+            if cid in kept:
+                continue
             if cid in by_id:
                 kept.append(cid)
                 cited.setdefault(cid, _citation(by_id[cid]))

@@ -23,7 +23,8 @@ def draft(*cites: list[str]) -> ReportDraft:
 
 def test_unknown_citations_are_dropped_and_flagged():
     items, citations, grounding, limits = ground_citations(
-        draft(["psoriasis#red-flags", "made#up"], ["made#up", "tinea#typical-presentation"]), PASSAGES)
+        draft(["psoriasis#red-flags", "made#up", "psoriasis#red-flags"], ["made#up", "tinea#typical-presentation"]),
+        PASSAGES)
     assert items[0].citation_ids == ["psoriasis#red-flags"] and items[1].citation_ids == ["tinea#typical-presentation"]
     assert [c.id for c in citations] == ["psoriasis#red-flags", "tinea#typical-presentation"]
     assert grounding.dropped_citation_ids == ["made#up"]
