@@ -29,6 +29,7 @@ from assistant.case import Case, Modality
 from assistant.errors import RetrievalError
 from assistant.retrieval import Passage
 from rag.embeddings import Embedder
+from rag.ontology import default_ontology
 from rag.store import KnowledgeBaseStore, open_or_build
 
 DEFAULT_K = 5
@@ -141,14 +142,6 @@ class BM25:
                 total[docs] += idf * tf * (self.k1 + 1) / (tf + norm[docs])
         return total
 
-
-def _ontology():
-    try:
-        from rag.ontology import default_ontology
-
-        return default_ontology()
-    except Exception:  # noqa: BLE001 -- no ontology (yet): filters are passed through unchecked
-        return None
 
 
 class KnowledgeBaseRetriever:
@@ -271,16 +264,16 @@ class KnowledgeBaseRetriever:
 
     @staticmethod
     def _filters(condition: str | None, category: str | None) -> tuple[str | None, str | None]:
-        """Validated (condition id, category); synonyms are mapped to ids when the ontology is available."""
-        ontology = _ontology()
+        """Validated (condition id, category); condition synonyms are mapped to ontology ids."""
+        ontology = default_ontology()
         cid = condition.strip() if condition and condition.strip() else None
         cat = category.strip().lower() if category and category.strip() else None
-        if cid and ontology is not None:
+        if cid:
             cid = ontology.normalize(cid)
             if not cid:
                 raise RetrievalError(f"Unknown condition '{condition}'; use an id such as 'psoriasis'.")
-        if cat and ontology is not None:
-            known = sorted({str(getattr(c.category, "value", c.category)) for c in ontology.conditions})
+        if cat:
+            known = sorted({c.category.value for c in ontology.conditions})
             if cat not in known:
                 raise RetrievalError(f"Unknown category '{category}'; choose from {', '.join(known)}.")
         return cid, cat

@@ -40,6 +40,7 @@ from pydantic import BaseModel
 from assistant.errors import RetrievalError
 from rag.corpus import Chunk, GuidelineDoc, chunk_documents, corpus_version, load_packaged_corpus
 from rag.embeddings import Embedder, get_embedder, model_short_name
+from rag.ontology import default_ontology
 from rag.paths import default_store_dir
 
 COLLECTION = "dermassist_kb"
@@ -81,21 +82,9 @@ def _settings():
 
 
 def _categories(condition_ids: Sequence[str]) -> list[str]:
-    """Ontology categories of the conditions; unknown ids (or no ontology module yet) contribute nothing."""
-    try:
-        from rag.ontology import default_ontology
-
-        ontology = default_ontology()
-    except Exception:  # noqa: BLE001 -- the ontology is optional here: chunks simply carry no category
-        return []
-    found = []
-    for cid in condition_ids:
-        try:
-            category = ontology.get(cid).category
-        except Exception:  # noqa: BLE001, S112 -- an id unknown to the ontology has no category
-            continue
-        found.append(str(getattr(category, "value", category)))
-    return sorted(set(found))
+    """Ontology categories of the conditions (a user document may name ids the ontology lacks: no category)."""
+    ontology = default_ontology()
+    return sorted({ontology.get(cid).category.value for cid in condition_ids if cid in ontology})
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
