@@ -46,6 +46,9 @@ def serve(
     max_tokens: Annotated[int, typer.Option(min=16, help="cap on a request's max_tokens")] = 2048,
     max_concurrency: Annotated[int, typer.Option(min=1, help="requests processed at once")] = 4,
     max_queue: Annotated[int, typer.Option(min=0, help="requests waiting for a slot; beyond: 429")] = 64,
+    image_ca_bundle: Annotated[Path | None, typer.Option(
+        help="PEM file of CAs to trust for https image hosts (e.g. a hospital's private CA); default: system CAs",
+        exists=True, dir_okay=False)] = None,
     image_fetch_timeout: Annotated[float, typer.Option(min=0.1, help="seconds per image URL fetch")] = 10.0,
     image_max_mb: Annotated[float, typer.Option(min=0.01, help="size cap per image, MiB")] = 10.0,
     no_retrieval: Annotated[bool, typer.Option("--no-retrieval", help="do not ground in guidelines")] = False,
@@ -74,6 +77,7 @@ def serve(
             api_key=api_key or None,
             allow_image_domains=tuple(d.strip() for d in (allow_image_domains or "").split(",") if d.strip()),
             allow_private_image_hosts=allow_private_image_hosts, image_fetch_timeout_s=image_fetch_timeout,
+            image_ca_bundle=str(image_ca_bundle) if image_ca_bundle else None,
             image_max_bytes=int(image_max_mb * 2**20), max_images=max_images,
             max_body_bytes=int(max_body_mb * 2**20), max_tokens=max_tokens, max_concurrency=max_concurrency,
             max_queue=max_queue)

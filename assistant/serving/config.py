@@ -15,6 +15,7 @@ class ServeConfig:
     # Images: data: URLs always; http(s) only for these domains ("host" exact, "*.example.org" for subdomains).
     allow_image_domains: tuple[str, ...] = ()
     allow_private_image_hosts: bool = False  # on-prem PACS on private/loopback addresses; metadata IPs: never
+    image_ca_bundle: str | None = None  # PEM file of CAs to trust for https image hosts (a hospital's private CA)
     image_fetch_timeout_s: float = 10.0
     image_max_bytes: int = 10 * 1024 * 1024
     max_images: int = 4  # per request (the pipeline's own limit is 4 per case)

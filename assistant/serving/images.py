@@ -11,7 +11,8 @@ The fetcher's rules, in the order they are checked (every refusal happens before
    reserved, unspecified and cloud-metadata addresses are refused; ``allow_private`` admits private and loopback
    addresses for on-prem PACS, never link-local or metadata addresses);
 5. the connection goes to the vetted IP (no second lookup: no DNS rebinding) with the ``Host`` header and TLS SNI
-   set to the name, proxies from the environment ignored;
+   set to the name, and the certificate verified against the *name* (system CAs, or ``ca_bundle`` for a
+   hospital's private CA); proxies from the environment ignored;
 6. redirects are refused, non-200 answers refused, a timeout applies to the whole fetch and the body is capped.
 
 The bytes then go through the pipeline's image intake (format allow-list, pixel cap before decode, metadata
@@ -25,6 +26,7 @@ import binascii
 import ipaddress
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,12 +135,13 @@ class ImageFetcher:
 
     def __init__(self, allowed_domains: tuple[str, ...] = (), *, allow_private: bool = False,
                  timeout_s: float = 10.0, max_bytes: int = 10 * 1024 * 1024,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver, ca_bundle: str | None = None) -> None:
         self.allowed_domains = tuple(d.strip().lower().rstrip(".") for d in allowed_domains if d.strip())
         self.allow_private = allow_private
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
         self.resolver = resolver
+        self.ca_bundle = ca_bundle
 
     def check(self, url: str, *, label: str) -> tuple[str, str, int, list[str], str]:
         """Vet a URL without connecting: (scheme, host, port, vetted IPs, path+query) or an ``IntakeError``."""
@@ -198,7 +201,9 @@ class ImageFetcher:
         host_header = host if port == default_port else f"{host}:{port}"
         deadline = time.monotonic() + self.timeout_s
         data = None
-        with httpx.Client(trust_env=False, follow_redirects=False, timeout=httpx.Timeout(self.timeout_s)) as client:
+        verify = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+        with httpx.Client(trust_env=False, follow_redirects=False, timeout=httpx.Timeout(self.timeout_s),
+                          verify=verify) as client:
             for ip in addresses:  # only vetted addresses; the next one only if this one cannot be connected to
                 ip_host = f"[{ip}]" if ":" in ip else ip
                 request = client.build_request(
@@ -208,7 +213,9 @@ class ImageFetcher:
                     extensions={"sni_hostname": host} if scheme == "https" else {})
                 try:
                     response = client.send(request, stream=True)
-                except httpx.ConnectError:
+                except httpx.ConnectError as exc:
+                    if _tls_verification_failed(exc):
+                        raise IntakeError(f"{label}: the TLS certificate of {host} could not be verified") from None
                     continue
                 except httpx.TimeoutException:
                     raise IntakeError(f"{label}: fetching from {host} timed out") from None
@@ -247,3 +254,13 @@ class ImageFetcher:
 
     def _cap(self) -> str:
         return f"{self.max_bytes // 2**20} MiB" if self.max_bytes >= 2**20 else f"{self.max_bytes // 1024} KiB"
+
+
+def _tls_verification_failed(exc: BaseException) -> bool:
+    """httpx wraps ssl errors in ConnectError; a bad certificate must be named, not retried on the next address."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

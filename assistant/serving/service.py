@@ -69,6 +69,7 @@ class ServingService:
         self.config = config
         self.fetcher = fetcher or ImageFetcher(config.allow_image_domains,
                                                allow_private=config.allow_private_image_hosts,
+                                               ca_bundle=config.image_ca_bundle,
                                                timeout_s=config.image_fetch_timeout_s,
                                                max_bytes=config.image_max_bytes)
         self.public_model = pipeline.backend.config.display_name
