@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tiny_vllm_server):
     endpoint = dermassist_serve(free_port(), "--upstream", f"{tiny_vllm_server.base}/v1", "--api-key", API_KEY,
+                                "--adapter", "derm-lora=lora",  # the upstream serves the LoRA as `lora`
                                 "--allow-image-domains", "localhost,derm-images.test",
                                 log_name="serve-vllm", timeout_s=400)
     yield endpoint
@@ -57,7 +58,17 @@ def _without_volatile(report: dict) -> dict:
 
 def test_models_are_listed(client):
     ids = [m.id for m in client.models.list().data]
-    assert ids == ["dermassist-report", "dermassist-chat"]
+    assert ids == ["dermassist-report", "dermassist-chat", "derm-lora"]
+
+
+def test_adapter_model_id_reaches_the_upstream_lora(client):
+    messages = image_message(data_url(png_bytes()))
+    base = Report.model_validate_json(
+        client.chat.completions.create(model="dermassist-report", messages=messages).choices[0].message.content)
+    tuned = Report.model_validate_json(
+        client.chat.completions.create(model="derm-lora", messages=messages).choices[0].message.content)
+    assert tuned.provenance.adapter == "derm-lora" and base.provenance.adapter is None
+    assert tuned.findings != base.findings  # the upstream applied its LoRA
 
 
 def test_report_is_schema_valid_and_streams_the_same_content(client):
