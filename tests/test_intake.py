@@ -157,3 +157,14 @@ def test_hash_is_of_clean_pixels_and_stable():
     a = load_image(jpeg_bytes(lesion_image()), label="image 1")
     b = load_image(jpeg_bytes(lesion_image()), label="image 1")
     assert a.sha256 == b.sha256 and len(a.sha256) == 64
+
+
+def test_oversized_file_is_refused_before_reading_pixels(tmp_path):
+    from assistant.intake import MAX_FILE_BYTES
+
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(b"\xff\xd8" + b"\0" * MAX_FILE_BYTES)
+    with pytest.raises(IntakeError, match="image 1 is larger than 25 MiB"):
+        load_image(big, label="image 1")
+    with pytest.raises(IntakeError, match="larger than 25 MiB"):
+        load_image(big.read_bytes(), label="image 1")
