@@ -13,9 +13,11 @@ from typing import Annotated, Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from assistant.intake import IntakeImage
+
 MAX_IMAGES_PER_CASE = 4
 
-ImageSource = Annotated[Any, "a filesystem path, raw bytes or a PIL image"]
+ImageSource = Annotated[Any, "a filesystem path, raw bytes, a PIL image or an already-clean IntakeImage"]
 
 
 class Modality(StrEnum):
@@ -107,7 +109,7 @@ class Case(BaseModel):
     def _images(cls, value: Any) -> list[Any]:
         items = value if isinstance(value, (list, tuple)) else [value]
         for i, item in enumerate(items):
-            if not isinstance(item, (str, Path, bytes, bytearray, Image.Image)):
+            if not isinstance(item, (str, Path, bytes, bytearray, Image.Image, IntakeImage)):
                 raise ValueError(
                     f"image {i + 1} must be a file path, bytes or a PIL image, not {type(item).__name__}"
                 )

@@ -67,7 +67,7 @@ def _backend_config(model: str | None, backend: str | None, base_url: str | None
     if adapter:
         is_path = base.get("backend", "transformers") != "openai"
         adapter_name = Path(adapter).name if is_path else adapter
-        base.setdefault("adapters", {})[adapter_name] = adapter if is_path else adapter
+        base.setdefault("adapters", {})[adapter_name] = adapter
     backend_config = BackendConfig.model_validate(base)
     retrieval = app_config.retrieval if app_config else None
     return backend_config, adapter_name, retrieval

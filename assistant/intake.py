@@ -57,7 +57,13 @@ class IntakeImage:
 
 
 def load_image(source: Any, *, label: str = "image", budget: PixelBudget = PixelBudget()) -> IntakeImage:
-    """Validate, decode and clean one image given as a path, bytes or PIL image."""
+    """Validate, decode and clean one image given as a path, bytes or PIL image.
+
+    An ``IntakeImage`` is already clean (e.g. the HTTP service checks images before queueing a request) and is
+    returned as it is, so no image is decoded, converted and hashed twice.
+    """
+    if isinstance(source, IntakeImage):
+        return source
     if isinstance(source, Image.Image):
         return _clean(source, source.format or "PIL", label, budget)
     data = _read_bytes(source, label)

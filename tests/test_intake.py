@@ -168,3 +168,8 @@ def test_oversized_file_is_refused_before_reading_pixels(tmp_path):
         load_image(big, label="image 1")
     with pytest.raises(IntakeError, match="larger than 25 MiB"):
         load_image(big.read_bytes(), label="image 1")
+
+
+def test_an_already_clean_image_is_taken_as_it_is():
+    clean = load_image(jpeg_bytes(lesion_image()), label="image 1")
+    assert load_image(clean, label="image 2") is clean

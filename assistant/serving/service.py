@@ -189,7 +189,7 @@ class ServingService:
 
     # -- prepared → answer -------------------------------------------------------------------------------------
     def execute(self, prepared: Prepared) -> ChatCompletionResponse:
-        clean = [img.image for img in prepared.images]  # already checked; intake re-cleans PIL input cheaply
+        clean = prepared.images  # IntakeImages, already checked: the pipeline takes them as they are
         try:
             if prepared.task == "report":
                 case = Case(images=clean, modality=prepared.modality, context=prepared.context)
