@@ -133,7 +133,7 @@ async def _run(client, kwargs: dict, n: int, concurrency: int) -> dict:
 async def _bench(upstream: str, endpoint: str, served: str, args) -> list[dict]:
     import openai
 
-    from assistant.report import draft_json_schema
+    from assistant.core.report import draft_json_schema
 
     image = _image_url()
     question = "What is this itchy scaly plaque on the elbow, and what should be done next?"
@@ -196,7 +196,7 @@ def main() -> None:
 
     model = args.model
     if not model:
-        from assistant.tiny_model import ensure_demo_model
+        from assistant.models.tiny import ensure_demo_model
 
         model = str(ensure_demo_model())
     logs = Path(tempfile.mkdtemp(prefix="dermassist-bench-"))
@@ -204,7 +204,7 @@ def main() -> None:
     env = dict(os.environ, DERMASSIST_API_KEY=args.api_key)
     cmd = vllm_server_command(model, port=up_port, extra=[*args.extra_vllm_args.split(), "--served-model-name",
                                                           "upstream", "--disable-log-stats"])
-    upstream = subprocess.Popen(cmd, stdout=open(logs / "vllm.log", "wb"), stderr=subprocess.STDOUT, env=env,
+    upstream = subprocess.Popen(cmd, stdout=open(logs / "vllm.log", "wb"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
                                 start_new_session=True)
     endpoint = None
     try:
@@ -214,7 +214,7 @@ def main() -> None:
             [sys.executable, "-c", "from assistant.cli import main; main()", "serve", "--upstream",
              f"http://127.0.0.1:{up_port}/v1", "--port", str(ep_port), "--max-concurrency", str(concurrency),
              "--max-queue", "1024", "--log-level", "warning", *([] if args.retrieval else ["--no-retrieval"])],
-            stdout=open(logs / "serve.log", "wb"), stderr=subprocess.STDOUT, env=env, cwd=REPO,
+            stdout=open(logs / "serve.log", "wb"), stderr=subprocess.STDOUT, env=env, cwd=REPO,  # noqa: SIM115
             start_new_session=True)
         _wait(f"http://127.0.0.1:{ep_port}/health", endpoint)
         rows = asyncio.run(_bench(f"http://127.0.0.1:{up_port}/v1", f"http://127.0.0.1:{ep_port}/v1", "upstream",

@@ -1,4 +1,6 @@
-"""Report latency per backend: .venv/bin/python bench/report_bench.py [--model PATH_OR_ID] [--n 8] [--backends transformers,vllm]
+"""Report latency per backend.
+
+    .venv/bin/python bench/report_bench.py [--model PATH_OR_ID] [--n 8] [--backends transformers,vllm]
 
 Runs the full pipeline (intake, retrieval, constrained generation, validation, safety) on the same synthetic case
 ``--n`` times per backend and prints a Markdown table: p50/p95 latency, generated tokens per second, and the
@@ -16,15 +18,15 @@ import time
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def bench(backend: str, model: str, n: int, retrieval: bool) -> dict:
     from PIL import Image, ImageDraw
 
-    from assistant.backends.base import BackendConfig
-    from assistant.case import Case, ClinicalContext, Symptoms
-    from assistant.factory import build_pipeline
+    from assistant.app.build import build_pipeline
+    from assistant.app.config import load_app_config
+    from assistant.core.case import Case, ClinicalContext, Symptoms
 
     img = Image.new("RGB", (320, 240), (214, 170, 140))
     ImageDraw.Draw(img).ellipse((120, 80, 200, 160), fill=(92, 58, 44))
@@ -32,7 +34,9 @@ def bench(backend: str, model: str, n: int, retrieval: bool) -> dict:
                                                       symptoms=Symptoms(change=True), question="Is this a melanoma?"))
     extra = {"dtype": "float32", "enforce_eager": True, "max_model_len": 8192} if backend == "vllm" else {}
     t0 = time.perf_counter()
-    pipeline = build_pipeline(BackendConfig(backend=backend, model=model, **extra), retrieval=retrieval)
+    config = load_app_config(overrides={"backend": {"backend": backend, "model": model, **extra},
+                                        "retrieval": {"enabled": retrieval}})
+    pipeline = build_pipeline(config)
     load_s = time.perf_counter() - t0
     pipeline.run(case)  # warm-up (grammar compile, first retrieval)
     latencies, tokens = [], []
@@ -52,7 +56,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--backends", default="transformers,vllm")
     args = parser.parse_args()
-    from assistant.tiny_model import ensure_demo_model
+    from assistant.models.tiny import ensure_demo_model
 
     model = args.model or str(ensure_demo_model())
     rows = [bench(b, model, args.n, r) for b in args.backends.split(",") for r in (False, True)]

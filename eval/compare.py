@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.errors import ConfigError
+from assistant.core.errors import ConfigError
 from eval.results import EvalResults
 from eval.scoring import Scorer
 from eval.task import DatasetSpec, TaskConfig

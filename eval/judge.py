@@ -26,11 +26,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 import prompts
-from assistant.errors import BackendError, ConfigError
-from assistant.report import Line, _without_length_beside_pattern
+from assistant.backends.openai_backend import UpstreamStatusError, call_openai
+from assistant.core.errors import ConfigError, first_error
+from assistant.core.ontology import default_ontology
+from assistant.core.report import Line, _without_length_beside_pattern
 from eval.cache import SampleCache
 from eval.datasets import Sample
-from eval.labels import condition_name
 from eval.metrics.vqa import LETTERS, format_choices
 from eval.results import JudgeInfo, SampleRecord
 from eval.task import TaskConfig
@@ -63,9 +64,7 @@ def parse_verdict(text: str, finish_reason: str = "stop") -> Verdict:
     try:
         return Verdict.model_validate_json(text)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "reply"
-        raise ValueError(f"{where}: {first.get('msg', 'invalid')}"[:200]) from None
+        raise ValueError(first_error(err, root="reply")[:200]) from None
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def judge_input(task: TaskConfig, sample: Sample, output: dict | None, labels: l
     if task.type in ("classification", "report"):
         if not sample.label_id or (labels and sample.label_id not in labels):
             return None  # no ground truth: left out, as in the label metrics
-        refs = [condition_name(sample.label_id)]
+        refs = [default_ontology().name_of(sample.label_id)]
         candidate = output["diagnosis"]["condition"] if output else ""
         return JudgeInput("diagnosis", tuple(refs), candidate)
     if task.type == "closed_vqa":
@@ -127,7 +126,6 @@ class Judge:
         import openai
 
         self.base_url, self.model, self.max_tokens = base_url, model, max_tokens
-        self._openai = openai
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key or os.environ.get(API_KEY_ENV) or "EMPTY",
                                     timeout=timeout_s, max_retries=1)
 
@@ -137,18 +135,11 @@ class Judge:
 
     def _call(self, fn):
         try:
-            return fn()
-        except self._openai.APITimeoutError:
-            raise BackendError(f"the judge at {self.base_url} timed out") from None
-        except self._openai.APIConnectionError:
-            raise BackendError(f"cannot reach the judge at {self.base_url}") from None
-        except self._openai.APIStatusError as exc:
-            body = getattr(exc, "body", None)
-            detail = (body.get("message") if isinstance(body, dict) else None) or str(exc)
-            message = f"the judge at {self.base_url} answered {exc.status_code}: {str(detail)[:200]}"
+            return call_openai(fn, f"the judge at {self.base_url}")
+        except UpstreamStatusError as exc:
             if exc.status_code in REJECTED_INPUT:
-                raise _Rejected(message) from None
-            raise BackendError(message) from None
+                raise _Rejected(str(exc)) from None
+            raise
 
     def check(self) -> None:
         """Fail early, naming the URL, when the judge is down or does not serve the model."""

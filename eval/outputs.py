@@ -122,7 +122,7 @@ DEMO_WARNING = ("> **This run used the tiny random-weight demo model: every numb
 
 
 def _is_demo_model(model: str) -> bool:
-    from assistant.tiny_model import is_tiny_model
+    from assistant.models.tiny import is_tiny_model
 
     return model in ("demo", "tiny") or is_tiny_model(model)
 
@@ -141,7 +141,8 @@ def model_card(results: EvalResults) -> str:
         "",
         f"- Model: `{r.model}`; adapter: `{r.adapter or 'none'}`; backend: {r.backend}",
         *_provenance_lines(results),
-        f"- dermassist {r.dermassist_version}, prompt version {r.prompt_version}, git commit {r.git_commit or 'unknown'}",
+        f"- dermassist {r.dermassist_version}, prompt version {r.prompt_version}, "
+        f"git commit {r.git_commit or 'unknown'}",
         f"- Retrieval-grounded reports: {'yes' if r.retrieval else 'no'}",
         "",
         "## Intended use",

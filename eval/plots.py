@@ -47,7 +47,7 @@ def reliability_plot(results: EvalResults, path: Path) -> Path | None:
     acc = [b.accuracy if b.accuracy is not None else 0.0 for b in bins]
     ax.bar(centres, acc, width=bins[0].hi - bins[0].lo, edgecolor="black", alpha=0.7, label="accuracy")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    for c, b in zip(centres, bins):
+    for c, b in zip(centres, bins, strict=False):
         if b.n:
             ax.text(c, 0.02, str(b.n), ha="center", fontsize=6)
     ece = results.metrics.get("ece")
@@ -78,8 +78,9 @@ def skin_tone_plots(results: EvalResults, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(groups), 3.5))
         x = np.arange(len(groups))
         heights = [v if v is not None else 0.0 for v in vals]
-        err = np.array([[v - lo_ if v is not None and lo_ is not None else 0 for v, lo_ in zip(vals, lo)],
-                        [hi_ - v if v is not None and hi_ is not None else 0 for v, hi_ in zip(vals, hi)]])
+        err = np.array([
+            [v - lo_ if v is not None and lo_ is not None else 0 for v, lo_ in zip(vals, lo, strict=True)],
+            [hi_ - v if v is not None and hi_ is not None else 0 for v, hi_ in zip(vals, hi, strict=True)]])
         ax.bar(x, heights, yerr=err, capsize=3, color="#8c6d5a", edgecolor="black")
         ax.set_xticks(x, [f"{g.group}\nn={g.n}" for g in groups], fontsize=7)
         est = " (ESTIMATED from image, ITA)" if groups[0].estimated else ""

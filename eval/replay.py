@@ -24,9 +24,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant import __version__
-from assistant.errors import ConfigError, DermassistError, GenerationError
-from assistant.pipeline import ChatAnswer
-from assistant.report import Provenance, Report
+from assistant.core.errors import ConfigError, DermassistError, GenerationError, first_error
+from assistant.core.report import Provenance, Report
+from assistant.pipeline.pipeline import ChatAnswer
 
 KINDS = ("report", "answer", "error")
 
@@ -44,9 +44,7 @@ class ReplayedError(DermassistError):
 
 
 def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "report"
-    return f"{where}: {first.get('msg', 'invalid')}"[:200]
+    return first_error(err, root="report")[:200]
 
 
 class ReplayPipeline:

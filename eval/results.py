@@ -133,7 +133,7 @@ class RunInfo(_Model):
     n_computed: int = Field(description="samples run through the model in this invocation")
     n_cached: int = Field(description="samples taken from the per-sample cache")
     n_errors: int
-    ontology: str = Field(description="rag.ontology, or the built-in fallback")
+    ontology: str = Field(description="assistant.core.ontology, or the built-in fallback")
     replay_file: str | None = Field(None, description="--replay: the file the outputs were read from")
     replay_fingerprint: str | None = Field(None, description="sha256 of the replay file")
     judge: JudgeInfo | None = None

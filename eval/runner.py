@@ -16,11 +16,10 @@ from typing import Any
 from tqdm import tqdm
 
 import assistant
-from assistant.case import Case, ClinicalContext
-from assistant.errors import ConfigError, DermassistError
+from assistant.core.case import MAX_IMAGES_PER_CASE, Case, ClinicalContext
+from assistant.core.errors import ConfigError, DermassistError
 from eval.cache import SampleCache, cache_key
 from eval.datasets import Dataset, Sample, load_dataset
-from eval.labels import ontology_available
 from eval.metrics.vqa import format_choices
 from eval.replay import ReplayPipeline
 from eval.results import EvalResults, RunInfo
@@ -98,16 +97,16 @@ def run_sample(pipeline, task: TaskConfig, sample: Sample, adapter_name: str | N
         if hasattr(pipeline, "for_sample"):
             pipeline = pipeline.for_sample(sample.id)
         if task.type in ("classification", "report"):
-            case = Case(images=list(sample.images[:4]), modality=task.modality,
+            case = Case(images=list(sample.images[:MAX_IMAGES_PER_CASE]), modality=task.modality,
                         context=_context(task, sample, task.prompt))
             entry["output"] = pipeline.run(case, adapter=adapter_name).model_dump(mode="json")
         else:
-            answer = pipeline.answer(render_prompt(task, sample), list(sample.images[:4]),
+            answer = pipeline.answer(render_prompt(task, sample), list(sample.images[:MAX_IMAGES_PER_CASE]),
                                      _context(task, sample, None), adapter=adapter_name)
             entry["output"] = {"text": answer.text}
     except DermassistError as err:
         entry.update(status="error", error_kind=err.kind, error=str(err))
-    except Exception as err:  # noqa: BLE001 - a bug in one sample must not end a long run; it is recorded
+    except Exception as err:
         entry.update(status="error", error_kind="internal", error=f"{type(err).__name__}: {err}")
     entry["latency_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     return entry
@@ -168,7 +167,7 @@ def run_eval(settings: EvalSettings, pipeline, bert=None, judge=None) -> EvalRes
         seed=task.seed, bootstrap=task.bootstrap, limit=settings.limit, concurrency=settings.concurrency,
         n_samples=len(samples), n_skipped=len(dataset.skipped), n_computed=computed,
         n_cached=len(samples) - len(fresh), n_errors=sum(errors.values()),
-        ontology="rag.ontology" if ontology_available() else "eval.labels fallback", started_at=started,
+        ontology="assistant.core.ontology", started_at=started,
         replay_file=str(pipeline.path) if isinstance(pipeline, ReplayPipeline) else None,
         replay_fingerprint=pipeline.fingerprint if isinstance(pipeline, ReplayPipeline) else None,
         judge=judge_info,

@@ -15,13 +15,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from assistant.core.ontology import default_ontology
+from assistant.core.skintone import FITZPATRICK, FITZPATRICK_GROUPS, MONK
 from eval.datasets import Sample
-from eval.labels import is_malignant, matches, to_condition_id
 from eval.metrics import calibration as cal
 from eval.metrics import classification as clf
 from eval.metrics import report as rep
 from eval.metrics.bootstrap import bootstrap_ci
-from eval.metrics.fairness import FITZPATRICK_ORDER, GROUP_ORDER, MONK_ORDER, gap_summary
+from eval.metrics.fairness import gap_summary
 from eval.metrics.text import BleuStats, bleu_stats, corpus_bleu, rouge_l, token_f1
 from eval.metrics.vqa import extract_answer, is_correct
 from eval.results import (
@@ -34,8 +35,8 @@ from eval.results import (
 )
 from eval.task import TaskConfig
 
-SCALE_GROUPS = {"fitzpatrick": FITZPATRICK_ORDER, "fst_group": GROUP_ORDER, "monk": MONK_ORDER,
-                "fitzpatrick_estimated": FITZPATRICK_ORDER}
+SCALE_GROUPS = {"fitzpatrick": FITZPATRICK, "fst_group": FITZPATRICK_GROUPS, "monk": MONK,
+                "fitzpatrick_estimated": FITZPATRICK}
 JUDGE_METRICS = ["judge_accuracy", "judge_unsure_rate"]  # present when the run used --judge-url
 _LABEL_GROUP_METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "judge_accuracy"]
 GROUP_METRICS = {"classification": _LABEL_GROUP_METRICS, "report": _LABEL_GROUP_METRICS,
@@ -57,8 +58,21 @@ def _base_record(sample: Sample, entry: dict) -> SampleRecord:
     )
 
 
+ONTOLOGY = default_ontology()
+
+
 def _cid(item: dict) -> str | None:
-    return item.get("condition_id") or to_condition_id(item.get("condition"))
+    return item.get("condition_id") or ONTOLOGY.normalize(item.get("condition"))
+
+
+def matches(pred_id: str | None, label_id: str | None) -> bool:
+    """The prediction is the label, or a condition under the label's umbrella group (e.g. SK counts for bkl)."""
+    return pred_id is not None and label_id is not None and ONTOLOGY.matches(pred_id, label_id)
+
+
+def is_malignant(condition_id: str | None) -> bool | None:
+    """Malignant per the ontology; None when the id is missing or unknown."""
+    return ONTOLOGY.is_malignant(condition_id) if condition_id in ONTOLOGY else None
 
 
 def report_record(sample: Sample, entry: dict) -> SampleRecord:
@@ -179,12 +193,16 @@ class Scorer:
                 return metric(i) if i.size else None
             return f
 
-        cm = lambda i: clf.confusion(self.t[i], self.p[i], k)
+        def cm(i):
+            return clf.confusion(self.t[i], self.p[i], k)
+
         self.fns["accuracy"] = on_scored(lambda i: clf.accuracy(self.t[i], self.p[i]))
         self.fns["balanced_accuracy"] = on_scored(lambda i: clf.balanced_accuracy(cm(i)))
         self.fns["macro_f1"] = on_scored(lambda i: clf.macro_f1(cm(i)))
         self.fns["top3_accuracy"] = _rate(hit3)
-        n_scored = lambda idx: int(scored[idx].sum())
+        def n_scored(idx):
+            return int(scored[idx].sum())
+
         for name in ("accuracy", "balanced_accuracy", "macro_f1"):
             self.counts[name] = n_scored
         self.counts["top3_accuracy"] = _count(hit3)
@@ -300,7 +318,7 @@ def aggregate(task: TaskConfig, records: list[SampleRecord], labels: list[str],
     elif task.type == "closed_vqa":
         golds = [r.gold for r in records if r.gold]
         if golds:
-            top, count = Counter(x.strip().lower() for x in golds).most_common(1)[0]
+            _top, count = Counter(x.strip().lower() for x in golds).most_common(1)[0]
             base = {"majority": {"accuracy": count / len(golds)}}
             if samples:
                 base["chance"] = {"accuracy": float(np.mean([1 / (len(s.choices) or 2) for s in samples]))}

@@ -143,7 +143,7 @@ def make_synthetic(out_dir: Path, n: int = 140, seed: int = 0, classes: tuple[st
     rng.shuffle(dxs)
     rng.shuffle(fsts)
     rows = []
-    for i, (dx, fst) in enumerate(zip(dxs, fsts)):
+    for i, (dx, fst) in enumerate(zip(dxs, fsts, strict=False)):
         image_id = f"SYN_{i:07d}"
         draw_lesion(dx, fst, rng).save(out_dir / "images" / f"{image_id}.jpg", quality=92)
         rows.append({"lesion_id": f"SYNL_{i:07d}", "image_id": image_id, "dx": dx, "dx_type": DX_TYPE[dx],

@@ -13,10 +13,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from assistant.case import Modality
-from assistant.errors import ConfigError
-from eval.datasets import adapter_names
-from eval.labels import is_known_id
+from assistant.core.case import Modality
+from assistant.core.errors import ConfigError, first_error
+from assistant.core.ontology import default_ontology
+from eval.datasets import ADAPTERS
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 TaskType = Literal["classification", "closed_vqa", "open_vqa", "report"]
@@ -39,7 +39,7 @@ class _Strict(BaseModel):
 
 
 class DatasetSpec(_Strict):
-    adapter: str = Field(description="registered adapter name (eval.datasets.adapter_names())")
+    adapter: str = Field(description="registered adapter name (eval.datasets.ADAPTERS)")
     data: str | None = Field(None, description="default metadata file / folder; --data overrides")
     images_root: str | None = Field(None, description="default images folder; --images-root overrides")
     options: dict = Field(default_factory=dict, description="keyword options for the adapter")
@@ -70,13 +70,13 @@ class TaskConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
-        if self.dataset.adapter not in adapter_names():
-            raise ValueError(f"unknown dataset adapter {self.dataset.adapter!r}; choose from {adapter_names()}")
+        if self.dataset.adapter not in ADAPTERS:
+            raise ValueError(f"unknown dataset adapter {self.dataset.adapter!r}; choose from {ADAPTERS.names()}")
         allowed = METRICS_BY_TYPE[self.type]
         bad = [m for m in self.metrics + self.headline if m not in allowed]
         if bad:
             raise ValueError(f"metric(s) {bad} not available for {self.type} tasks; choose from {allowed}")
-        unknown = [i for i in [*self.labels, *self.dataset.label_map.values()] if not is_known_id(i)]
+        unknown = [i for i in [*self.labels, *self.dataset.label_map.values()] if i not in default_ontology()]
         if unknown:
             raise ValueError(f"unknown condition id(s) {sorted(set(unknown))} (see docs/kb-spec.md)")
         if self.prompt is not None:
@@ -109,6 +109,4 @@ def load_task(name_or_file: str | Path) -> TaskConfig:
     try:
         return TaskConfig.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "task"
-        raise ConfigError(f"task file {path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"task file {path}: {first_error(err, root='task')}") from None

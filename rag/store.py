@@ -37,11 +37,11 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import BaseModel
 
-from assistant.errors import RetrievalError
+from assistant.core.errors import RetrievalError
+from assistant.core.ontology import default_ontology
+from assistant.core.paths import default_store_dir
 from rag.corpus import Chunk, GuidelineDoc, chunk_documents, corpus_version, load_packaged_corpus
 from rag.embeddings import Embedder, get_embedder, model_short_name
-from rag.ontology import default_ontology
-from rag.paths import default_store_dir
 
 COLLECTION = "dermassist_kb"
 MANIFEST_FILE = "manifest.json"
@@ -151,7 +151,8 @@ class LocalBackend:
 
     def collection(self, generation: str, *, create: bool = False):
         if not create and not (self.path / generation).is_dir():
-            raise RetrievalError(f"The knowledge base in {self.path} is damaged; rebuild it with `dermassist kb build`.")
+            raise RetrievalError(
+                f"The knowledge base in {self.path} is damaged; rebuild it with `dermassist kb build`.")
         client = self._client(generation)
         if create:
             return client.create_collection(

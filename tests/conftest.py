@@ -11,7 +11,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import lesion_image
+
+from support.images import lesion_image
 
 # Never the user's real cache. DERMASSIST_TEST_HOME keeps one folder across runs (skips rebuilding model and KB).
 os.environ["DERMASSIST_HOME"] = os.environ.get("DERMASSIST_TEST_HOME") or tempfile.mkdtemp(
@@ -25,7 +26,7 @@ for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
     """The tiny random Qwen2.5-VL demo model, built once into the session's DERMASSIST_HOME (as users get it)."""
-    from assistant.tiny_model import ensure_demo_model
+    from assistant.models.tiny import ensure_demo_model
 
     return ensure_demo_model()
 
@@ -33,7 +34,7 @@ def tiny_model() -> Path:
 @pytest.fixture(scope="session")
 def tiny_lora(tiny_model, tmp_path_factory) -> Path:
     """A random LoRA adapter for the tiny model (it changes greedy output)."""
-    from assistant.tiny_model import build_tiny_lora
+    from assistant.models.tiny import build_tiny_lora
 
     return build_tiny_lora(tiny_model, tmp_path_factory.mktemp("lora") / "lora")
 
@@ -41,8 +42,8 @@ def tiny_lora(tiny_model, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vllm_server(tiny_model, tiny_lora):
     """One real vLLM OpenAI server for the session: the tiny model as `tiny`, its LoRA as `lora`."""
-    import serve_support
-    from helpers import free_port
+    from support import servers as serve_support
+    from support.net import free_port
 
     server = serve_support.vllm_server(str(tiny_model), free_port(), loras=[f"lora={tiny_lora}"],
                                        log_name="vllm-tiny")

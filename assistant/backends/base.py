@@ -7,35 +7,16 @@ schema with its own constrained decoder (xgrammar in transformers, structured ou
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.intake import IntakeImage
-
-
-@dataclass(frozen=True)
-class TextPart:
-    text: str
-
-
-@dataclass(frozen=True)
-class ImagePart:
-    image: IntakeImage
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: Literal["system", "user", "assistant"]
-    parts: tuple[TextPart | ImagePart, ...]
-
-    @classmethod
-    def text(cls, role: Literal["system", "user", "assistant"], text: str) -> "ChatMessage":
-        return cls(role, (TextPart(text),))
-
-    def images(self) -> list[IntakeImage]:
-        return [p.image for p in self.parts if isinstance(p, ImagePart)]
+from assistant.core.case import MAX_IMAGES_PER_CASE
+from assistant.core.errors import ConfigError
+from assistant.core.messages import ChatMessage
 
 
 @dataclass(frozen=True)
@@ -47,6 +28,9 @@ class GenerationRequest:
     top_p: float = 1.0
     seed: int = 0
     adapter: str | None = None  # a name from BackendConfig.adapters
+    # Set by the caller when the result is no longer wanted (an HTTP client left, a batch was stopped): a backend
+    # stops generating as soon as it can and raises ``GenerationCancelled``.
+    cancel: threading.Event | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -76,20 +60,28 @@ class BackendConfig(BaseModel):
     api_key: str | None = Field(None, description="openai only; default from OPENAI_API_KEY")
     timeout_s: float = Field(120.0, gt=0)
     max_model_len: int = Field(8192, ge=512)
-    max_images: int = Field(4, ge=1)
+    max_images: int = Field(MAX_IMAGES_PER_CASE, ge=1, le=MAX_IMAGES_PER_CASE)
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
     enforce_eager: bool = False
     enable_prefix_caching: bool = Field(
         True, description="vllm only; off for bit-exact reproducibility (cached KV can flip near-tied greedy choices)")
     quantization: Literal["none", "4bit", "8bit"] = Field("none", description="transformers only, via bitsandbytes")
 
+    def check_adapter(self, name: str | None) -> None:
+        """A request may only name an adapter this backend was configured with."""
+        if name is not None and name not in self.adapters:
+            raise ConfigError(f"unknown adapter {name!r}; loaded: {', '.join(sorted(self.adapters)) or 'none'}")
+
+    def check_adapter_folders(self) -> None:
+        """In-process backends load adapters from folders: each must hold a PEFT ``adapter_config.json``."""
+        for name, path in self.adapters.items():
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise ConfigError(f"adapter {name!r}: no adapter_config.json in {path}")
 
     @property
     def display_name(self) -> str:
         """The model name shown in reports and APIs: a hub id as is, a local folder by its name only
         (a local path says where PHI-adjacent files live on our machine)."""
-        from pathlib import Path
-
         model = self.model
         if model.startswith(("/", ".", "~")) or Path(model).is_absolute() or Path(model).exists():
             return Path(model).name or "local-model"

@@ -2,22 +2,6 @@
 
 from __future__ import annotations
 
-from assistant.backends.base import ChatMessage, ImagePart, TextPart
-
-
-def hf_messages(messages: tuple[ChatMessage, ...], *, image_key: str = "image") -> list[dict]:
-    """Messages in the HF/vLLM chat format; images stay PIL objects (never written to disk)."""
-    out = []
-    for message in messages:
-        content = []
-        for part in message.parts:
-            if isinstance(part, ImagePart):
-                content.append({"type": image_key, image_key: part.image.image})
-            elif isinstance(part, TextPart):
-                content.append({"type": "text", "text": part.text})
-        out.append({"role": message.role, "content": content})
-    return out
-
 
 def torch_dtype(name: str, *, on_gpu: bool):
     import torch

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
-from assistant.backends.base import BackendConfig, ChatMessage, GenerationRequest, GenerationResult, ImagePart
-from assistant.errors import BackendError, ConfigError
+from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
+from assistant.core.errors import BackendError, ConfigError
+from assistant.core.messages import ChatMessage, ImagePart
+
+T = TypeVar("T")
 
 
 class OpenAIBackend:
@@ -24,7 +29,6 @@ class OpenAIBackend:
         if not config.base_url:
             raise ConfigError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         self.config = config
-        self._openai = openai
         self.client = openai.OpenAI(base_url=config.base_url,
                                     api_key=config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
                                     timeout=config.timeout_s, max_retries=1)
@@ -32,8 +36,7 @@ class OpenAIBackend:
     def _served_name(self, adapter: str | None) -> str:
         if adapter is None:
             return self.config.model
-        if adapter not in self.config.adapters:
-            raise ConfigError(f"unknown adapter {adapter!r}; configured: {sorted(self.config.adapters) or 'none'}")
+        self.config.check_adapter(adapter)
         return self.config.adapters[adapter] or adapter  # the served LoRA name (vLLM --lora-modules NAME=PATH)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -44,15 +47,8 @@ class OpenAIBackend:
             kwargs["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "dermassist_report", "schema": request.json_schema,
                                                          "strict": True}}
-        try:
-            response = self.client.chat.completions.create(**kwargs)
-        except self._openai.APIConnectionError:
-            raise BackendError(f"cannot reach the model server at {self.config.base_url}") from None
-        except self._openai.APITimeoutError:
-            raise BackendError(f"the model server at {self.config.base_url} timed out") from None
-        except self._openai.APIStatusError as exc:
-            raise BackendError(
-                f"the model server at {self.config.base_url} answered {exc.status_code}: {_message(exc)}") from None
+        response = call_openai(lambda: self.client.chat.completions.create(**kwargs),
+                               f"the model server at {self.config.base_url}")
         choice = response.choices[0]
         usage = response.usage
         return GenerationResult(text=choice.message.content or "", model=response.model, adapter=request.adapter,
@@ -76,6 +72,28 @@ def _openai_messages(messages: tuple[ChatMessage, ...]) -> list[dict]:
                 content.append({"type": "text", "text": part.text})
         out.append({"role": message.role, "content": content})
     return out
+
+
+class UpstreamStatusError(BackendError):
+    """An OpenAI-compatible server answered with an error status (kept, so callers can tell 4xx from 5xx)."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def call_openai(fn: Callable[[], T], what: str) -> T:
+    """Run one openai-SDK call; its errors become one-line ``BackendError``s naming ``what`` (a server, a judge)."""
+    import openai
+
+    try:
+        return fn()
+    except openai.APITimeoutError:  # a subclass of APIConnectionError: first
+        raise BackendError(f"{what} timed out") from None
+    except openai.APIConnectionError:
+        raise BackendError(f"cannot reach {what}") from None
+    except openai.APIStatusError as exc:
+        raise UpstreamStatusError(f"{what} answered {exc.status_code}: {_message(exc)}", exc.status_code) from None
 
 
 def _message(exc) -> str:

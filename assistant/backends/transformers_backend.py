@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
-from assistant.backends.common import first_line, hf_messages, torch_dtype
-from assistant.errors import BackendError, ConfigError
+from assistant.backends.common import first_line, torch_dtype
+from assistant.core.errors import BackendError, ConfigError
+from assistant.core.messages import to_hf_messages
 
 
 class TransformersBackend:
@@ -22,6 +22,7 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        config.check_adapter_folders()
         self.config = config
         on_gpu = config.device in ("auto", "cuda") and torch.cuda.is_available()
         self._device = "cuda" if on_gpu else "cpu"
@@ -57,9 +58,6 @@ class TransformersBackend:
         from peft import PeftModel
 
         items = list(adapters.items())
-        for name, path in items:
-            if not (Path(path) / "adapter_config.json").is_file():
-                raise ConfigError(f"adapter {name!r}: no adapter_config.json in {path}")
         name, path = items[0]
         peft_model = PeftModel.from_pretrained(model, path, adapter_name=name)
         for name, path in items[1:]:
@@ -81,10 +79,9 @@ class TransformersBackend:
     def generate(self, request: GenerationRequest) -> GenerationResult:
         import torch
 
-        if request.adapter is not None and request.adapter not in self.config.adapters:
-            raise ConfigError(f"unknown adapter {request.adapter!r}; loaded: {sorted(self.config.adapters) or 'none'}")
+        self.config.check_adapter(request.adapter)
         inputs = self.processor.apply_chat_template(
-            hf_messages(request.messages), add_generation_prompt=True, tokenize=True, return_dict=True,
+            to_hf_messages(request.messages), add_generation_prompt=True, tokenize=True, return_dict=True,
             return_tensors="pt").to(self._device)
         gen_kwargs: dict = {"max_new_tokens": request.max_new_tokens, "do_sample": request.temperature > 0}
         if request.temperature > 0:

@@ -12,8 +12,9 @@ import threading
 from pathlib import Path
 
 from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
-from assistant.backends.common import first_line, hf_messages
-from assistant.errors import BackendError, ConfigError
+from assistant.backends.common import first_line
+from assistant.core.errors import BackendError, ConfigError
+from assistant.core.messages import to_hf_messages
 
 # xgrammar explicitly (never a silent fallback to another grammar engine) and compact JSON. vLLM reads
 # disable_any_whitespace from the engine config, not from the request; `dermassist vllm-args` prints the same
@@ -30,9 +31,7 @@ class VLLMBackend:
             from vllm import LLM
         except ImportError:
             raise ConfigError("the vllm backend needs vLLM: pip install 'dermassist[gpu]' (or '[cpu]')") from None
-        for name, path in config.adapters.items():
-            if not (Path(path) / "adapter_config.json").is_file():
-                raise ConfigError(f"adapter {name!r}: no adapter_config.json in {path}")
+        config.check_adapter_folders()
         self.config = config
         self._lora_ids = {name: i + 1 for i, name in enumerate(config.adapters)}
         kwargs: dict = dict(
@@ -55,8 +54,7 @@ class VLLMBackend:
     def _lora_request(self, adapter: str | None):
         if adapter is None:
             return None
-        if adapter not in self.config.adapters:
-            raise ConfigError(f"unknown adapter {adapter!r}; loaded: {sorted(self.config.adapters) or 'none'}")
+        self.config.check_adapter(adapter)
         from vllm.lora.request import LoRARequest
 
         return LoRARequest(adapter, self._lora_ids[adapter], self.config.adapters[adapter])
@@ -73,7 +71,7 @@ class VLLMBackend:
         lora = self._lora_request(request.adapter)
         with self._lock:
             try:
-                outputs = self.llm.chat(hf_messages(request.messages, image_key="image_pil"), params,
+                outputs = self.llm.chat(to_hf_messages(request.messages, image_key="image_pil"), params,
                                         use_tqdm=False, lora_request=lora)
             except Exception as exc:
                 raise BackendError(f"generation failed in the vLLM backend: {first_line(exc)}") from None

@@ -43,7 +43,7 @@ def _has_schema(name: str) -> bool:
 
 
 class _Hook(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):  # noqa: D401 - importlib protocol
+    def find_spec(self, fullname, path=None, target=None):
         if fullname == "torchvision":
             sys.meta_path.remove(self)
             define_missing_ops()

@@ -1,7 +1,7 @@
 """dermassist's OpenAI-compatible HTTP endpoint (``dermassist serve``).
 
 Layers, as in vLLM's OpenAI entrypoint: ``routes`` (thin FastAPI routers) → ``protocol`` (pydantic request and
-response models) → ``service`` (the logic: models, adapters, intake, streaming) → ``assistant.pipeline``. Around
+response models) → ``service`` (the logic: models, adapters, intake, streaming) → the report pipeline. Around
 them: ``security`` (API key, body-size cap), ``images`` (data URLs and the SSRF-safe fetcher), ``limits``
 (concurrency limit: 429/503 instead of falling over), ``metrics`` (Prometheus) and ``logging`` (no PHI in logs).
 ``app.create_app`` assembles them. Nothing is imported here, so ``dermassist --help`` stays fast.

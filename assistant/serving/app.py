@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant import __version__
-from assistant.errors import DermassistError
+from assistant.core.errors import DermassistError
 from assistant.serving.errors import error_body, status_for
 from assistant.serving.limits import ConcurrencyLimiter
 from assistant.serving.logging import log_internal_error, log_request

@@ -6,7 +6,7 @@ answered 500 "internal error" with no traceback, path or library message.
 
 from __future__ import annotations
 
-from assistant.errors import DermassistError
+from assistant.core.errors import DermassistError
 
 STATUS_BY_KIND = {
     "invalid_image": 400,

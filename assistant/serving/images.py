@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from assistant.errors import IntakeError
+from assistant.core.errors import IntakeError
 
 Resolver = Callable[[str, int], list[str]]  # (host, port) -> IP address strings
 

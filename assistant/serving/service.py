@@ -12,6 +12,7 @@ Everything here is synchronous (the pipeline is); ``routes`` runs it in worker t
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from assistant import __version__
-from assistant.case import Case, ClinicalContext, Modality, Symptoms
-from assistant.intake import IntakeImage, load_image
-from assistant.pipeline import ReportPipeline
-from assistant.report import Report, report_json_schema
-from assistant.serving.config import CHAT_MODEL, REPORT_MODEL, ServeConfig
+from assistant.app.config import ServingConfig
+from assistant.core.case import Case, ClinicalContext, Modality, Symptoms
+from assistant.core.errors import first_error
+from assistant.core.intake import IntakeImage, load_image
+from assistant.core.report import Report, report_json_schema
+from assistant.pipeline.pipeline import ReportPipeline
+from assistant.serving.config import CHAT_MODEL, REPORT_MODEL
 from assistant.serving.errors import ServingError
 from assistant.serving.images import ImageFetcher, decode_data_url
 from assistant.serving.protocol import (
@@ -64,7 +67,7 @@ class Prepared:
 
 
 class ServingService:
-    def __init__(self, pipeline: ReportPipeline, config: ServeConfig, *, fetcher: ImageFetcher | None = None) -> None:
+    def __init__(self, pipeline: ReportPipeline, config: ServingConfig, *, fetcher: ImageFetcher | None = None) -> None:
         self.pipeline = pipeline
         self.config = config
         self.fetcher = fetcher or ImageFetcher(config.allow_image_domains,
@@ -137,10 +140,8 @@ class ServingService:
         if task == "chat" and not question:
             raise ServingError("the last user message has no text: ask a question", param="messages")
         if task == "report" and question and not context.question:
-            try:
+            with contextlib.suppress(ValidationError):
                 context = context.model_copy(update={"question": question[:2000]})
-            except ValidationError:
-                pass
         client_schema = None
         if request.response_format and request.response_format.type == "json_schema":
             client_schema = (request.response_format.json_schema.schema_
@@ -280,9 +281,7 @@ def parse_metadata(metadata: dict[str, Any] | None) -> tuple[ClinicalContext, Mo
         context = ClinicalContext.model_validate(data)
         modality = Modality(str(metadata.get("modality", "clinical")).strip().lower())
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "clinical_context"
-        raise ServingError(f"metadata: {where}: {err['msg']}", param="metadata") from None
+        raise ServingError(f"metadata: {first_error(exc, root='clinical_context')}", param="metadata") from None
     except ValueError as exc:  # unknown symptom names or modality
         message = str(exc) if "symptom" in str(exc) else "modality must be clinical, dermoscopy or histopathology"
         raise ServingError(f"metadata: {message}", param="metadata") from None
@@ -325,7 +324,7 @@ def _canonical(schema: dict) -> str:
 def _canonical_schemas() -> set[str]:
     schemas = {_canonical(report_json_schema())}
     try:
-        from assistant.report import packaged_report_schema
+        from assistant.core.report import packaged_report_schema
 
         schemas.add(_canonical(packaged_report_schema()))
     except Exception:  # packaged file missing in a source checkout: the live schema is enough

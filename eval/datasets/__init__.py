@@ -8,13 +8,13 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 
+from assistant.core.ontology import default_ontology
+from assistant.core.registry import Registry
 from eval.datasets.base import DatasetError, LoadedDataset, Sample, Skipped
-from eval.labels import to_condition_id
 
-_REGISTRY: dict[str, str] = {
+ADAPTERS: Registry[Callable[..., LoadedDataset]] = Registry("dataset adapter", {
     "ham10000": "eval.datasets.classification:ham10000",
     "isic2019": "eval.datasets.classification:isic2019",
     "pad_ufes20": "eval.datasets.classification:pad_ufes20",
@@ -27,35 +27,9 @@ _REGISTRY: dict[str, str] = {
     "skincap": "eval.datasets.vqa:skincap",
     "csv_manifest": "eval.datasets.vqa:csv_manifest",
     "jsonl_manifest": "eval.datasets.vqa:jsonl_manifest",
-}
+}, error=DatasetError)
 
-__all__ = [
-    "Dataset",
-    "DatasetError",
-    "Sample",
-    "Skipped",
-    "adapter_names",
-    "get_adapter",
-    "load_dataset",
-    "register_adapter",
-]
-
-
-def register_adapter(name: str, target: str) -> None:
-    """Register a third-party adapter as ``"package.module:function"``."""
-    _REGISTRY[name] = target
-
-
-def adapter_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get_adapter(name: str) -> Callable[..., LoadedDataset]:
-    target = _REGISTRY.get(name)
-    if target is None:
-        raise DatasetError(f"unknown dataset adapter {name!r}; choose from {', '.join(adapter_names())}")
-    module, _, attr = target.partition(":")
-    return getattr(import_module(module), attr)
+__all__ = ["ADAPTERS", "Dataset", "DatasetError", "Sample", "Skipped", "load_dataset"]
 
 
 @dataclass
@@ -93,7 +67,7 @@ def load_dataset(adapter: str, data: Path, images_root: Path | None = None, opti
     if not data.exists():
         raise DatasetError(f"dataset file not found: {data}")
     root = Path(images_root) if images_root else (data if data.is_dir() else data.parent)
-    loaded = get_adapter(adapter)(data, root, **(options or {}))
+    loaded = ADAPTERS.get(adapter)(data, root, **(options or {}))
     lmap = {str(k): v for k, v in (label_map or {}).items()}
     lower = {k.lower(): v for k, v in lmap.items()}
     unknown: Counter[str] = Counter()
@@ -101,7 +75,7 @@ def load_dataset(adapter: str, data: Path, images_root: Path | None = None, opti
     for s in loaded.samples:
         if s.label is not None:
             mapped = lmap.get(s.label, lower.get(s.label.strip().lower()))
-            s.label_id = mapped if mapped is not None else to_condition_id(s.label)
+            s.label_id = mapped if mapped is not None else default_ontology().normalize(s.label)
             if s.label_id is None:
                 unknown[s.label] += 1
                 if labels_required:

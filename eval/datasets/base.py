@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import DermassistError
+from assistant.core.errors import DermassistError
 
-FITZPATRICK = ("I", "II", "III", "IV", "V", "VI")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -151,34 +150,6 @@ def resolve_images(index: ImageIndex, names: list[str], sample_id: str, skipped:
         skipped.append(Skipped(sample_id, "no image listed"))
         return None
     return paths
-
-
-def fitzpatrick_from(value: Any) -> str | None:
-    """'1'..'6', '3.0', 'III', 'FST3', 'type 3' -> 'III'; -1, '', 'NONE_SELECTED', 'unk' -> None."""
-    if value is None:
-        return None
-    text = str(value).strip().upper().replace("FST", "").replace("TYPE", "").strip()
-    if text in FITZPATRICK:
-        return text
-    try:
-        n = int(float(text))
-    except ValueError:
-        return None
-    return FITZPATRICK[n - 1] if 1 <= n <= 6 else None
-
-
-def fst_group_of(fitzpatrick: str | None) -> str | None:
-    if fitzpatrick is None:
-        return None
-    return {"I": "12", "II": "12", "III": "34", "IV": "34", "V": "56", "VI": "56"}[fitzpatrick]
-
-
-def monk_from(value: Any) -> int | None:
-    try:
-        n = int(float(str(value).strip()))
-    except (TypeError, ValueError):
-        return None
-    return n if 1 <= n <= 10 else None
 
 
 def bool_from(value: Any) -> bool | None:

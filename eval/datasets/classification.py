@@ -10,6 +10,7 @@ import ast
 from collections import Counter
 from pathlib import Path
 
+from assistant.core.skintone import fitzpatrick_group, parse_fitzpatrick, parse_monk
 from eval.datasets.base import (
     DatasetError,
     ImageIndex,
@@ -18,9 +19,6 @@ from eval.datasets.base import (
     Skipped,
     age_from,
     bool_from,
-    fitzpatrick_from,
-    fst_group_of,
-    monk_from,
     read_csv,
     resolve_images,
     sex_from,
@@ -51,9 +49,9 @@ def ham10000(data: Path, images_root: Path, **_: object) -> LoadedDataset:
         images = resolve_images(index, [sid], sid, out.skipped)
         if images is None:
             continue
-        fitz = fitzpatrick_from(row.get("fitzpatrick"))
+        fitz = parse_fitzpatrick(row.get("fitzpatrick"))
         out.samples.append(Sample(
-            id=sid, images=images, label=row["dx"], fitzpatrick=fitz, fst_group=fst_group_of(fitz),
+            id=sid, images=images, label=row["dx"], fitzpatrick=fitz, fst_group=fitzpatrick_group(fitz),
             context=_ctx(row["age"], row["sex"], row["localization"]),
             meta={"lesion_id": row["lesion_id"], "dx_type": row["dx_type"]},
         ))
@@ -112,11 +110,11 @@ def pad_ufes20(data: Path, images_root: Path, **_: object) -> LoadedDataset:
         images = resolve_images(index, [sid], sid, out.skipped)
         if images is None:
             continue
-        fitz = fitzpatrick_from(row["fitspatrick"])
+        fitz = parse_fitzpatrick(row["fitspatrick"])
         symptoms = {"itch": bool_from(row["itch"]), "growth": bool_from(row["grew"]), "pain": bool_from(row["hurt"]),
                     "change": bool_from(row["changed"]), "bleeding": bool_from(row["bleed"])}
         out.samples.append(Sample(
-            id=sid, images=images, label=row["diagnostic"], fitzpatrick=fitz, fst_group=fst_group_of(fitz),
+            id=sid, images=images, label=row["diagnostic"], fitzpatrick=fitz, fst_group=fitzpatrick_group(fitz),
             context=_ctx(row["age"], row.get("gender"), row["region"], symptoms),
             meta={k: row[k] for k in ("patient_id", "lesion_id", "elevation", "biopsed") if k in row},
         ))
@@ -145,10 +143,10 @@ def fitzpatrick17k(data: Path, images_root: Path, qc_only: bool = False, exclude
         images = resolve_images(index, [sid], sid, out.skipped)
         if images is None:
             continue
-        fitz = fitzpatrick_from(row["fitzpatrick_scale"])
+        fitz = parse_fitzpatrick(row["fitzpatrick_scale"])
         three = row["three_partition_label"].lower()
         out.samples.append(Sample(
-            id=sid, images=images, label=row["label"], fitzpatrick=fitz, fst_group=fst_group_of(fitz),
+            id=sid, images=images, label=row["label"], fitzpatrick=fitz, fst_group=fitzpatrick_group(fitz),
             malignant=True if three == "malignant" else False if three in {"benign", "non-neoplastic"} else None,
             meta={"nine_partition_label": row["nine_partition_label"], "three_partition_label": three,
                   "fitzpatrick_centaur": row["fitzpatrick_centaur"], "qc": row["qc"]},
@@ -207,13 +205,13 @@ def scin(data: Path, images_root: Path, labels: str = "scin_labels.csv", **_: ob
         images = resolve_images(index, names, sid, out.skipped)
         if images is None:
             continue
-        derm = [fitzpatrick_from(lab.get(f"dermatologist_fitzpatrick_skin_type_label_{i}")) for i in (1, 2, 3)]
+        derm = [parse_fitzpatrick(lab.get(f"dermatologist_fitzpatrick_skin_type_label_{i}")) for i in (1, 2, 3)]
         derm = [d for d in derm if d]
-        fitz = Counter(derm).most_common(1)[0][0] if derm else fitzpatrick_from(case.get("fitzpatrick_skin_type"))
-        monk = monk_from(lab.get("monk_skin_tone_label_us")) or monk_from(lab.get("monk_skin_tone_label_india"))
+        fitz = Counter(derm).most_common(1)[0][0] if derm else parse_fitzpatrick(case.get("fitzpatrick_skin_type"))
+        monk = parse_monk(lab.get("monk_skin_tone_label_us")) or parse_monk(lab.get("monk_skin_tone_label_india"))
         sex = (case.get("sex_at_birth") or "").lower()
         out.samples.append(Sample(
-            id=sid, images=images, label=label, fitzpatrick=fitz, fst_group=fst_group_of(fitz), monk=monk,
+            id=sid, images=images, label=label, fitzpatrick=fitz, fst_group=fitzpatrick_group(fitz), monk=monk,
             context=_ctx(None, sex), meta={"label_weights": weights,
                                            "fitzpatrick_source": "dermatologist" if derm else "self_reported"},
         ))

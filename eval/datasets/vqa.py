@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from assistant.core.case import MAX_IMAGES_PER_CASE
+from assistant.core.skintone import fitzpatrick_group, parse_fitzpatrick, parse_monk
 from eval.datasets.base import (
     DatasetError,
     ImageIndex,
@@ -12,9 +14,6 @@ from eval.datasets.base import (
     Reference,
     Sample,
     Skipped,
-    fitzpatrick_from,
-    fst_group_of,
-    monk_from,
     read_csv,
     read_json,
     read_jsonl,
@@ -100,7 +99,7 @@ def mediqa_m3g(data: Path, images_root: Path, userinfo: str | None = "df_userinf
         if images is None:
             continue
         question = f"{enc[f'query_title_{lang}']}\n{enc[f'query_content_{lang}']}".strip()
-        out.samples.append(Sample(id=sid, images=images[:4], question=question, references=refs,
+        out.samples.append(Sample(id=sid, images=images[:MAX_IMAGES_PER_CASE], question=question, references=refs,
                                   meta={"n_images": len(images)}))
     return out
 
@@ -118,9 +117,9 @@ def skincap(data: Path, images_root: Path, caption_column: str = "caption_zh_pol
         images = resolve_images(index, [row["skincap_file_path"]], sid, out.skipped)
         if images is None:
             continue
-        fitz = fitzpatrick_from(row.get("fitzpatrick_scale") or row.get("fitzpatrick"))
+        fitz = parse_fitzpatrick(row.get("fitzpatrick_scale") or row.get("fitzpatrick"))
         out.samples.append(Sample(id=sid, images=images, label=row["disease"], fitzpatrick=fitz,
-                                  fst_group=fst_group_of(fitz), references=[Reference(row[caption_column])]))
+                                  fst_group=fitzpatrick_group(fitz), references=[Reference(row[caption_column])]))
     return out
 
 
@@ -147,15 +146,15 @@ def _manifest_sample(row: dict, index: ImageIndex, out: LoadedDataset, i: int, c
         refs = [refs]
     references = [Reference(r["text"], float(r.get("weight", 1.0))) if isinstance(r, dict) else Reference(str(r))
                   for r in (refs or [])]
-    fitz = fitzpatrick_from(row.get(cols["fitzpatrick"]))
-    group = str(row.get(cols["fst_group"]) or "") or fst_group_of(fitz)
+    fitz = parse_fitzpatrick(row.get(cols["fitzpatrick"]))
+    group = str(row.get(cols["fst_group"]) or "") or fitzpatrick_group(fitz)
     ctx = row.get("context") if isinstance(row.get("context"), dict) else {}
     answer = row.get(cols["answer"])
     out.samples.append(Sample(
         id=sid, images=images, label=(row.get(cols["label"]) or None), question=row.get(cols["question"]) or None,
         choices=_choices(row.get(cols["choices"])), answer=str(answer) if answer not in (None, "") else None,
         references=references, context=ctx, fitzpatrick=fitz, fst_group=group if group in {"12", "34", "56"} else None,
-        monk=monk_from(row.get(cols["monk"])),
+        monk=parse_monk(row.get(cols["monk"])),
     ))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.errors import ConfigError
+from assistant.core.errors import ConfigError
 
 
 def greedy_f1(hyp: np.ndarray, ref: np.ndarray) -> float:

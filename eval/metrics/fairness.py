@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-FITZPATRICK_ORDER = ["I", "II", "III", "IV", "V", "VI"]
-GROUP_ORDER = ["12", "34", "56"]
-MONK_ORDER = [str(i) for i in range(1, 11)]
-
 
 def gap_summary(values: dict[str, float | None]) -> dict:
     """Worst and best group, best-minus-worst gap and normalized range ((max - min) / mean) over groups with a value.

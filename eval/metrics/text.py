@@ -104,8 +104,8 @@ class BleuStats:
     ref_len: int = 0
 
     def __add__(self, other: BleuStats) -> BleuStats:
-        return BleuStats([a + b for a, b in zip(self.correct, other.correct)],
-                         [a + b for a, b in zip(self.total, other.total)],
+        return BleuStats([a + b for a, b in zip(self.correct, other.correct, strict=False)],
+                         [a + b for a, b in zip(self.total, other.total, strict=False)],
                          self.sys_len + other.sys_len, self.ref_len + other.ref_len)
 
     def to_list(self) -> list[float]:
@@ -129,7 +129,7 @@ def bleu_stats(hypothesis: str, references: list[str], weights: list[float] | No
     ref_counts: Counter = Counter()
     gram_w: dict[tuple, float] = {}
     closest_diff = closest_len = None
-    for ref, rw in zip(references, w):
+    for ref, rw in zip(references, w, strict=False):
         toks = tokenize_13a(ref.lower().rstrip()).split()
         diff = abs(len(hyp) - len(toks))
         if closest_diff is None or diff < closest_diff or (diff == closest_diff and len(toks) < closest_len):

@@ -1,0 +1,42 @@
+"""Skin-tone scales, defined once: Fitzpatrick types I-VI, their three pairs (12/34/56) and the Monk scale 1-10.
+
+Case intake, retrieval, the safety layer, the dataset readers and the fairness metrics all parse and order skin
+tone through these functions, so a value accepted in one place is accepted (and grouped) the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FITZPATRICK = ("I", "II", "III", "IV", "V", "VI")
+FITZPATRICK_GROUPS = ("12", "34", "56")
+MONK = tuple(str(i) for i in range(1, 11))
+_GROUP_OF = {"I": "12", "II": "12", "III": "34", "IV": "34", "V": "56", "VI": "56"}
+
+
+def parse_fitzpatrick(value: Any) -> str | None:
+    """'1'..'6', '3.0', 'III', 'iii', 'FST3', 'type 3' -> 'III'; None, '', -1, 'unknown' -> None."""
+    if value is None:
+        return None
+    text = str(value).strip().upper().replace("FST", "").replace("TYPE", "").strip()
+    if text in FITZPATRICK:
+        return text
+    try:
+        n = int(float(text))
+    except ValueError:
+        return None
+    return FITZPATRICK[n - 1] if 1 <= n <= 6 else None
+
+
+def fitzpatrick_group(fitzpatrick: str | None) -> str | None:
+    """The pair a Fitzpatrick type belongs to (I/II -> '12', III/IV -> '34', V/VI -> '56')."""
+    return None if fitzpatrick is None else _GROUP_OF[fitzpatrick]
+
+
+def parse_monk(value: Any) -> int | None:
+    """Monk skin tone 1-10 (also '3', '3.0'); anything else -> None."""
+    try:
+        n = int(float(str(value).strip()))
+    except (TypeError, ValueError):
+        return None
+    return n if 1 <= n <= 10 else None

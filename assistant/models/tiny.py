@@ -1,0 +1,171 @@
+"""Build a tiny random-weight Qwen2-VL / Qwen2.5-VL that transformers and vLLM both load, fully offline.
+
+Used by the tests, CI and the offline quickstart. Its reports are **meaningless** (random weights): it exists so
+every code path — intake, prompts, constrained decoding, LoRA, vLLM, HTTP — runs for real without a model hub.
+Sizes follow what vLLM's CPU attention accepts (head_dim 64; mrope_section sums to head_dim/2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from filelock import FileLock
+
+Arch = Literal["qwen2_vl", "qwen2_5_vl"]
+TINY_MAX_PIXELS = 112 * 112  # ~16 image tokens per image keeps CPU generation fast
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+# The standard Qwen2-VL chat template, reduced to what dermassist sends (text, images).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+    "You are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}"
+    "{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content "
+    "or 'image_url' in content %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' %}"
+    "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+MEANINGLESS_WARNING = (
+    "dermassist: using the tiny demo model (random weights) — its reports are MEANINGLESS and only show that the "
+    "pipeline works. Pass --model (e.g. Qwen/Qwen2.5-VL-3B-Instruct on a GPU) for real reports."
+)
+
+
+def _training_text() -> list[str]:
+    """Text the tokenizer is trained on: our prompts plus JSON-ish report vocabulary, so tokens are multi-char."""
+    from importlib import resources
+
+    texts: list[str] = []
+    root = resources.files("prompts")
+    for folder in root.iterdir():
+        if folder.is_dir():
+            texts += [f.read_text(encoding="utf-8") for f in folder.iterdir() if f.name.endswith(".j2")]
+    words = ("papule plaque macule nodule vesicle pustule erythematous scaly pigmented brown pink red border "
+             "irregular regular symmetric asymmetric melanoma nevus psoriasis eczema dermatitis carcinoma keratosis "
+             "routine soon urgent emergency refer dermatology biopsy likelihood confidence rationale findings "
+             "differential diagnosis triage red_flags recommendations limitations summary colour shape size")
+    texts += [words] * 20
+    texts += ['{"findings": {"primary_morphology": "plaque", "colour": "pink", "shape": "oval"}, '
+              '"differential": [{"condition": "psoriasis", "likelihood": 0.6, "citation_ids": []}]}'] * 20
+    return texts
+
+
+def _build_tokenizer(vocab_size: int = 1024):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import Qwen2Tokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(_training_text(), vocab_size=vocab_size - len(SPECIAL_TOKENS), min_frequency=1,
+                            show_progress=False)
+    model = json.loads(bpe._tokenizer.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tok = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, unk_token=None, bos_token=None,
+                         eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def _build_config(arch: Arch, tok):
+    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
+
+    ids = {name: tok.convert_tokens_to_ids(name) for name in SPECIAL_TOKENS}
+    vocab = ((len(tok) + 63) // 64) * 64
+    text = dict(vocab_size=vocab, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=8192,
+                rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [8, 12, 12]},
+                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    if arch == "qwen2_5_vl":
+        vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
+                      window_size=56, fullatt_block_indexes=[1])
+        cls = Qwen2_5_VLConfig
+    else:
+        vision = dict(depth=2, embed_dim=64, hidden_size=128, num_heads=2, mlp_ratio=2)
+        cls = Qwen2VLConfig
+    return cls(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+               video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+               vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False)
+
+
+def build_tiny_model(out_dir: str | Path, arch: Arch = "qwen2_5_vl", *, lora_dir: str | Path | None = None,
+                     seed: int = 0) -> Path:
+    """Write model, tokenizer and processor to ``out_dir`` (atomically); optionally a random LoRA adapter."""
+    import torch
+    from transformers import (
+        AutoModelForImageTextToText,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    out = Path(out_dir)
+    torch.manual_seed(seed)
+    tok = _build_tokenizer()
+    config = _build_config(arch, tok)
+    model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=TINY_MAX_PIXELS)
+    video_processor = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=TINY_MAX_PIXELS)
+    processor_cls = Qwen2_5_VLProcessor if arch == "qwen2_5_vl" else Qwen2VLProcessor
+    processor = processor_cls(image_processor=image_processor, tokenizer=tok, video_processor=video_processor,
+                              chat_template=CHAT_TEMPLATE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.generation_config.do_sample = False
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        (tmp / "DERMASSIST_TINY_MODEL.txt").write_text(MEANINGLESS_WARNING + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if lora_dir is not None:
+        build_tiny_lora(out, lora_dir, seed=seed + 1)
+    return out
+
+
+def build_tiny_lora(model_dir: str | Path, lora_dir: str | Path, *, seed: int = 1, rank: int = 8) -> Path:
+    """A random (non-zero) LoRA on the language model's attention and MLP projections: it changes the output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, init_lora_weights=False,
+                        target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():  # make the adapter strong enough to flip greedy choices of a random model
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.5)
+    peft_model.save_pretrained(lora_dir)
+    return Path(lora_dir)
+
+
+def is_tiny_model(model_dir: str | Path) -> bool:
+    return (Path(model_dir) / "DERMASSIST_TINY_MODEL.txt").is_file()
+
+
+def ensure_demo_model(arch: Arch = "qwen2_5_vl") -> Path:
+    """The demo model, built on first use into ``$DERMASSIST_HOME/models/tiny-<arch>`` (process-safe)."""
+    from assistant.core.paths import dermassist_home
+
+    target = dermassist_home() / "models" / f"tiny-{arch}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").is_file():
+            print(f"dermassist: building the tiny demo model into {target} (first use, a few seconds)",
+                  file=sys.stderr)
+            build_tiny_model(target, arch)
+    return target

@@ -1,0 +1,62 @@
+"""Prompt templates render every block and carry a content-derived version."""
+
+from __future__ import annotations
+
+import re
+
+import jinja2
+import pytest
+
+import prompts
+from assistant.core.case import ClinicalContext, Symptoms
+from assistant.core.retrieval import Passage
+
+
+def test_version_is_manifest_plus_content_hash():
+    assert re.fullmatch(r"report-v\d+\+[0-9a-f]{8}", prompts.PROMPT_VERSION)
+
+
+def test_report_instruction_renders_context_guidelines_and_question():
+    context = ClinicalContext(age=61, sex="female", fitzpatrick="5", body_site="left shin", duration="2 months",
+                              symptoms=Symptoms(bleeding=True, growth=True), history="kidney transplant",
+                              medications="tacrolimus, prednisolone", question="Is this a skin cancer?")
+    passages = [Passage(id="squamous_cell_carcinoma#red-flags", title="SCC — Red flags", source="s",
+                        text="Rapidly growing keratotic nodule.")]
+    text = prompts.render("report/instruction.j2", context=context, passages=passages,
+                          symptoms=", ".join(context.symptoms.present()))
+    for expected in ("Age: 61", "Sex: female", "Fitzpatrick skin type: V", "left shin", "2 months",
+                     "bleeding, growth", "kidney transplant", "tacrolimus, prednisolone",
+                     "[squamous_cell_carcinoma#red-flags]", "Is this a skin cancer?"):
+        assert expected in text
+
+
+def test_report_instruction_without_context_or_passages_says_so():
+    text = prompts.render("report/instruction.j2", context=ClinicalContext(), passages=[], symptoms="")
+    assert "Age: not given" in text and "do not cite any" in text and "none reported" in text
+
+
+@pytest.mark.parametrize("modality", ["clinical photographs of the skin", "dermoscopic images of a skin lesion"])
+def test_system_prompt_names_modality_and_safety(modality):
+    text = prompts.render("report/system.j2", modality_phrase=modality)
+    assert modality in text and "do not make a diagnosis" in text
+
+
+def test_missing_variable_is_an_error_not_an_empty_string():
+    with pytest.raises(jinja2.UndefinedError):
+        prompts.render("report/system.j2")
+
+
+def test_chat_prompts_render():
+    system = prompts.render("chat/system.j2", passages=[])
+    user = prompts.render("chat/user.j2", question="What is this?", context=None, symptoms="")
+    assert "decision-support" in system and user == "What is this?"
+
+
+def test_no_prompt_text_in_python_code():
+    """Prompts live in templates: no module of the pipeline carries instruction prose for the model."""
+    import inspect
+
+    import assistant.pipeline.pipeline as pipeline
+
+    source = inspect.getsource(pipeline)
+    assert "You are" not in source and "Answer with" not in source

@@ -1,0 +1,52 @@
+"""Test images: a synthetic lesion photo, PNG/JPEG bytes, data URLs, a pixel-bomb header, chat messages with images."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+
+def lesion_image(size=(320, 240), skin=(224, 180, 150), lesion=(90, 50, 40)):
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", size, skin)
+    w, h = size
+    ImageDraw.Draw(img).ellipse((w * 0.35, h * 0.3, w * 0.65, h * 0.7), fill=lesion)
+    return img
+
+
+
+def jpeg_bytes(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def png_bytes(size=(96, 80), colour=(190, 120, 110)) -> bytes:
+    img = Image.new("RGB", size, colour)
+    img.paste((90, 50, 40), (size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def pixel_bomb_png(width: int = 60000, height: int = 60000) -> bytes:
+    """A valid PNG header claiming 3.6 gigapixels, with a tiny body: refused before decoding."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def image_message(*urls: str, text: str = "Itchy scaly plaque on the elbow for 3 months.") -> list[dict]:
+    content = [{"type": "image_url", "image_url": {"url": u}} for u in urls]
+    return [{"role": "user", "content": [*content, {"type": "text", "text": text}]}]

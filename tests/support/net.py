@@ -1,0 +1,114 @@
+"""Loopback network helpers: free ports, a listener that only counts connections (proof that an SSRF attempt never
+connected), and one small HTTP(S) image host that records what it was asked."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import socket
+import ssl
+import threading
+import time
+
+from support.images import png_bytes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Listener:
+    """Accepts and counts TCP connections on loopback (IPv4 and, where available, IPv6) on one port."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._socks = []
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._socks.append(sock)
+        try:
+            sock6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock6.bind(("::1", self.port))
+            self._socks.append(sock6)
+        except OSError:
+            pass
+        self._stop = threading.Event()
+        for s in self._socks:
+            s.listen(16)
+            s.settimeout(0.1)
+            threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        time.sleep(0.2)
+        for s in self._socks:
+            s.close()
+
+
+
+class ImageHost:
+    """A threaded loopback HTTP server (HTTPS with ``ssl_context``) that serves a PNG for any path, records
+    ``(path, Host header)`` of each request, answers ``/redirect…`` with a 302 to ``redirect_port`` and ``/big``
+    with an oversized body. Use as a context manager or call ``close()``."""
+
+    def __init__(self, *, body: bytes | None = None, redirect_port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None, big_bytes: int = 300_000) -> None:
+        self.requests: list[tuple[str, str]] = []
+        host = self
+        payload = body if body is not None else png_bytes()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host.requests.append((self.path, self.headers.get("Host", "")))
+                if self.path.startswith("/redirect"):
+                    self.send_response(302)
+                    self.send_header("Location", f"http://127.0.0.1:{redirect_port}/a.png")
+                    self.end_headers()
+                    return
+                data = b"\x89PNG" + b"\0" * big_bytes if self.path == "/big" else payload
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+    @property
+    def hosts(self) -> list[str]:
+        return [host for _, host in self.requests]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> ImageHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
