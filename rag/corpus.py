@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from assistant.core.errors import RetrievalError, first_error
+from assistant.core.ontology import Urgency
 
 MAX_CHUNK_CHARS = 1200
 PACKAGED_FOLDERS = (("condition", "conditions"), ("topic", "topics"))
@@ -44,7 +45,13 @@ class GuidelineDoc(BaseModel):
     doc_id: str = Field(pattern=DOC_ID_PATTERN.pattern)
     conditions: list[str] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
-    last_reviewed: date | None = None
+    referral_urgency: Urgency | None = Field(
+        None, description="condition documents: the urgency of a typical suspected case; equals the ontology's "
+                          "default_urgency (checked by tests/core/test_ontology.py)")
+    reviewed_by: list[str] = Field(
+        default_factory=list, description="named clinicians who signed the text off; empty until one does")
+    last_reviewed: date | None = Field(None, description="date of that sign-off; null until a clinician reviews it")
+    drafted: date | None = Field(None, description="when the project wrote the text")
     body: str
     kind: DocKind = "user"
     file_name: str | None = Field(None, description="the file it came from (name only), for messages")
