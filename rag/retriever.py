@@ -29,6 +29,7 @@ from assistant.core.case import Case, Modality
 from assistant.core.errors import RetrievalError
 from assistant.core.ontology import default_ontology
 from assistant.core.retrieval import Passage
+from assistant.core.skintone import is_darker_skin
 from rag.embeddings import Embedder
 from rag.store import KnowledgeBaseStore, open_or_build
 
@@ -50,8 +51,24 @@ FALLBACK_QUERIES = {
 }
 
 
+# How each answered-yes red-flag question reads in a retrieval query (ClinicalContext field -> phrase).
+RED_FLAG_PHRASES = {
+    "fever": "with fever",
+    "mucosal_involvement": "with mouth, eye or genital sores",
+    "immunosuppressed": "in an immunosuppressed patient",
+    "non_blanching_rash": "non-blanching petechial or purpuric rash",
+    "rapid_spread": "spreading rapidly",
+    "new_medication_last_8_weeks": "after starting a new drug",
+    "pregnant": "in pregnancy",
+    "systemically_unwell": "systemically unwell",
+}
+DARKER_SKIN_QUERY = "On darker skin: how it looks on brown and black skin."
+DARKER_SKIN_SECTION = "#on-darker-skin"
+
+
 def case_query(case: Case) -> str:
-    """A natural-language query from the case: symptoms, site, duration, history, question, modality.
+    """A natural-language query from the case: symptoms, site, duration, history, question, modality and the
+    red-flag answers (``darker_skin_query`` adds the skin type).
 
     A case with no retrievable context still gets a query about its modality — how to describe the lesion, what
     the red flags are and when to refer — so every report is grounded in the cross-cutting guidance (ABCDE,
@@ -71,10 +88,19 @@ def case_query(case: Case) -> str:
         parts.append(ctx.question)
     modality = Modality(case.modality)
     if not parts:
-        return FALLBACK_QUERIES[modality]
-    if modality != Modality.clinical:
+        parts.append(FALLBACK_QUERIES[modality])
+    elif modality != Modality.clinical:
         parts.append(f"({modality.value} image)")
+    flags = [RED_FLAG_PHRASES[name] for name, value in ctx.emergency_answers() if value]
+    if flags:
+        parts.append(f"Red flags: {', '.join(flags)}.")
     return " ".join(parts)
+
+
+def darker_skin_query(case: Case) -> str | None:
+    """For Fitzpatrick V-VI or Monk 7-10: the case query asking how the problem looks on darker skin; else None."""
+    ctx = case.context
+    return f"{case_query(case)} {DARKER_SKIN_QUERY}" if is_darker_skin(ctx.fitzpatrick, ctx.monk) else None
 
 
 def mmr(candidates: np.ndarray, relevance: np.ndarray, k: int, lam: float) -> list[int]:
@@ -187,8 +213,22 @@ class KnowledgeBaseRetriever:
             ) from None
 
     def retrieve(self, case: Case, k: int | None = None) -> list[Passage]:
-        query = case_query(case)
-        return self.search(query, k) if query else []
+        """The case query's passages; for darker skin, up to a third of them are replaced by the "On darker skin"
+        sections a skin-type query finds (signs look different on brown and black skin: violaceous rather than red,
+        purpura best seen on palms and mucosa), so the model reads them for the conditions at hand."""
+        k = self._check_k(self.k if k is None else k)
+        passages = self.search(case_query(case), k)
+        dark_query = darker_skin_query(case)
+        if dark_query is None:
+            return passages
+        have = {p.id for p in passages}
+        docs = {p.id.split("#")[0] for p in passages}
+        found = [p for p in self.search(dark_query, min(MAX_K, 2 * k))
+                 if p.id.endswith(DARKER_SKIN_SECTION) and p.id not in have]
+        # the darker-skin sections of the conditions already retrieved first, then the best of the others
+        found.sort(key=lambda p: p.id.split("#")[0] not in docs)
+        extra = found[:max(1, k // 3)]
+        return passages[:k - len(extra)] + extra
 
     def search(
         self, query: str, k: int | None = None, *, condition: str | None = None, category: str | None = None

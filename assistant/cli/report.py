@@ -11,6 +11,8 @@ import typer
 
 from assistant.app.options import ModelFlags, model_options, run_cli
 
+RED_FLAGS = "Red-flag questions (not given = not asked)"
+
 
 class OutputFormat(StrEnum):
     json = "json"
@@ -24,12 +26,32 @@ def report(
     age: Annotated[int | None, typer.Option(help="age in years")] = None,
     sex: Annotated[str | None, typer.Option(help="female | male | other | unknown")] = None,
     fitzpatrick: Annotated[str | None, typer.Option(help="Fitzpatrick skin type I-VI (or 1-6)")] = None,
+    monk: Annotated[str | None, typer.Option(help="Monk skin tone 1-10")] = None,
     site: Annotated[str | None, typer.Option(help="body site, e.g. 'left forearm'")] = None,
     duration: Annotated[str | None, typer.Option(help="e.g. '3 weeks'")] = None,
     symptoms: Annotated[str | None, typer.Option(help="comma list of itch,pain,bleeding,growth,change")] = None,
     history: Annotated[str | None, typer.Option(help="relevant history")] = None,
     medications: Annotated[str | None, typer.Option(help="comma-separated medications")] = None,
     question: Annotated[str | None, typer.Option(help="free-text question")] = None,
+    fever: Annotated[bool | None, typer.Option("--fever/--no-fever", rich_help_panel=RED_FLAGS,
+                                               help="fever or feeling feverish")] = None,
+    mucosal: Annotated[bool | None, typer.Option("--mucosal/--no-mucosal", rich_help_panel=RED_FLAGS,
+                                                 help="sores or blisters of mouth, eyes, lips or genitals")] = None,
+    immunosuppressed: Annotated[bool | None, typer.Option(
+        "--immunosuppressed/--no-immunosuppressed", rich_help_panel=RED_FLAGS,
+        help="transplant, immunosuppressive drugs, chemotherapy, HIV")] = None,
+    non_blanching: Annotated[bool | None, typer.Option(
+        "--non-blanching/--no-non-blanching", rich_help_panel=RED_FLAGS,
+        help="spots that do not fade when pressed (glass test)")] = None,
+    rapid_spread: Annotated[bool | None, typer.Option("--rapid-spread/--no-rapid-spread", rich_help_panel=RED_FLAGS,
+                                                      help="spreading over hours to a day")] = None,
+    new_medication: Annotated[bool | None, typer.Option(
+        "--new-medication/--no-new-medication", rich_help_panel=RED_FLAGS,
+        help="a new medicine started in the last 8 weeks")] = None,
+    pregnant: Annotated[bool | None, typer.Option("--pregnant/--not-pregnant", rich_help_panel=RED_FLAGS,
+                                                  help="currently pregnant")] = None,
+    unwell: Annotated[bool | None, typer.Option("--unwell/--not-unwell", rich_help_panel=RED_FLAGS,
+                                                help="systemically unwell: drowsy, confused, breathless")] = None,
     modality: Annotated[str, typer.Option(help="clinical | dermoscopy | histopathology")] = "clinical",
     output_format: Annotated[OutputFormat, typer.Option("--format", help="json | markdown")] = OutputFormat.json,
     output: Annotated[Path | None, typer.Option(help="write the report here instead of stdout")] = None,
@@ -47,9 +69,11 @@ def report(
 
         try:
             context = ClinicalContext(
-                age=age, sex=sex or "unknown", fitzpatrick=fitzpatrick, body_site=site, duration=duration,
+                age=age, sex=sex or "unknown", fitzpatrick=fitzpatrick, monk=monk, body_site=site, duration=duration,
                 symptoms=Symptoms.from_names((symptoms or "").split(",")), history=history,
-                medications=medications, question=question)
+                medications=medications, question=question, fever=fever, mucosal_involvement=mucosal,
+                immunosuppressed=immunosuppressed, non_blanching_rash=non_blanching, rapid_spread=rapid_spread,
+                new_medication_last_8_weeks=new_medication, pregnant=pregnant, systemically_unwell=unwell)
             case = Case(images=list(images), modality=modality, context=context)
         except ValidationError as exc:
             raise CaseError(f"invalid case: {first_error(exc, root='case')}") from None

@@ -14,7 +14,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assistant.core.intake import IntakeImage
-from assistant.core.skintone import parse_fitzpatrick
+from assistant.core.skintone import parse_fitzpatrick, parse_monk
 
 MAX_IMAGES_PER_CASE = 4
 
@@ -58,18 +58,57 @@ class Symptoms(BaseModel):
         return cls(**{n.strip().lower(): True for n in names if n.strip()})
 
 
+# The structured red-flag questions of a case: the safety layer reads them, the CLI has a --flag/--no-flag for each,
+# the endpoint takes them as ``metadata`` and the UI builds its form from them. ``None`` = not asked / not known.
+EMERGENCY_FIELDS: tuple[str, ...] = (
+    "fever", "mucosal_involvement", "immunosuppressed", "non_blanching_rash", "rapid_spread",
+    "new_medication_last_8_weeks", "pregnant", "systemically_unwell",
+)
+
+
 class ClinicalContext(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     age: int | None = Field(None, ge=0, le=120, description="age in years")
     sex: Sex = Sex.unknown
     fitzpatrick: str | None = Field(None, description="Fitzpatrick skin type I-VI")
+    monk: int | None = Field(None, description="Monk skin tone 1-10 (the 10-swatch scale; either scale or both)")
     body_site: str | None = Field(None, max_length=100)
     duration: str | None = Field(None, max_length=100, description="e.g. '3 weeks', 'since childhood'")
     symptoms: Symptoms = Field(default_factory=Symptoms)
     history: str | None = Field(None, max_length=2000, description="relevant personal and family history")
     medications: list[str] = Field(default_factory=list, max_length=30)
     question: str | None = Field(None, max_length=2000)
+    fever: bool | None = Field(None, description="fever, feeling feverish or shivering (measured 38 °C or above, or "
+                                                 "reported)")
+    mucosal_involvement: bool | None = Field(
+        None, description="sores, blisters, erosions or crusts of the mouth, lips, eyes or genitals")
+    immunosuppressed: bool | None = Field(
+        None, description="weakened immunity: organ transplant, immunosuppressive or biologic drugs, chemotherapy, "
+                          "long-term oral steroids, HIV with a low CD4 count")
+    non_blanching_rash: bool | None = Field(
+        None, description="spots or a rash that do not fade when pressed (glass test): petechiae or purpura")
+    rapid_spread: bool | None = Field(
+        None, description="the rash, redness or swelling is spreading fast (over hours to a day)")
+    new_medication_last_8_weeks: bool | None = Field(
+        None, description="a new medicine (prescribed, over the counter or herbal) started in the last 8 weeks")
+    pregnant: bool | None = Field(None, description="currently pregnant")
+    systemically_unwell: bool | None = Field(
+        None, description="feels very unwell: drowsy, confused, breathless, fainting, vomiting or unable to drink")
+
+    @field_validator("monk", mode="before")
+    @classmethod
+    def _monk(cls, value: Any) -> int | None:
+        if value is None or str(value).strip() == "":
+            return None
+        parsed = parse_monk(value)
+        if parsed is None or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError("Monk skin tone must be 1-10")
+        return parsed
+
+    def emergency_answers(self) -> list[tuple[str, bool]]:
+        """The red-flag questions that were answered, in ``EMERGENCY_FIELDS`` order: ``[("fever", True), ...]``."""
+        return [(name, value) for name in EMERGENCY_FIELDS if (value := getattr(self, name)) is not None]
 
     @field_validator("fitzpatrick", mode="before")
     @classmethod

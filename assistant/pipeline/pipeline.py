@@ -28,6 +28,7 @@ from assistant.core.report import (
     Diagnosis,
     Provenance,
     Report,
+    ReportContext,
     ReportDraft,
     Timings,
     Usage,
@@ -112,6 +113,7 @@ class ReportPipeline:
             findings=draft.findings, differential=items, diagnosis=diagnosis, triage=draft.triage,
             red_flags=draft.red_flags, recommendations=draft.recommendations, citations=citations,
             limitations=[*draft.limitations, *grounding_limits], grounding=grounding, provenance=provenance,
+            context=ReportContext.from_case(case),
         )
         report = apply_safety(report, case, self.ontology, self.settings.safety)
         report.provenance.timings.total_ms = _ms(t0, time.perf_counter())

@@ -30,7 +30,8 @@ def test_config_validates_and_starts_with_its_command(path):
     ("retrieval:\n  k: 500", "retrieval.k"),
     ("backend:\n  model: m\n  typo_field: 1", "backend.typo_field"),
     ("generation:\n  max_new_tokens: 2", "generation.max_new_tokens"),
-    ("safety:\n  differential_threshold: 2", "safety.differential_threshold"),
+    ("safety:\n  malignant_threshold: 2", "safety.malignant_threshold"),
+    ("safety:\n  differential_threshold: 0.15", "safety.differential_threshold"),  # renamed: refused, not ignored
     ("serving:\n  port: 0", "serving.port"),
     ("nonsense_section: 1", "nonsense_section"),
 ])
