@@ -23,6 +23,7 @@ from assistant.pipeline.safety.text import fold, tokens
 _MIN_CONTAINED = 4  # shorter synonyms ("ak", "scc", "ten") count only as the whole (stripped) name
 _NEGATORS = frozenset({"non", "not", "no", "sin", "sans", "nicht", "kein", "nao", "pas", "nem"})
 _NOT_A_STEM_PREFIX = ("pre", "non", "pseudo", "anti")
+_ENDINGS = ("", "a", "e", "o", "s", "as", "es", "os")
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,12 @@ class ConditionMatcher:
         for word in words:
             if previous not in _NEGATORS:
                 for stem in self.stems:
-                    at_start = word.startswith(stem) or (
-                        len(stem) >= self.min_fuzzy and len(word) >= len(stem) and word[0] == stem[0]
-                        and OSA.distance(word[:len(stem)], stem) <= 1)
                     inside = stem in word and not word.startswith(_NOT_A_STEM_PREFIX)
-                    if at_start or inside:
+                    # a typo: one edit from the stem with a usual ending ("melanomma", "carsinoma", "lymphona");
+                    # "melanocytic" is further than that
+                    typo = len(word) >= self.min_fuzzy and word[0] == stem[0] and any(
+                        OSA.distance(word, stem + ending) <= 1 for ending in _ENDINGS)
+                    if word.startswith(stem) or inside or typo:
                         return word
             previous = word
         return None

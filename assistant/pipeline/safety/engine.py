@@ -111,7 +111,9 @@ class SafetyEngine:
                  for phrase in getattr(concept, lang)]
         terms += [Term.parse(name, phrase, ANY_LANGUAGE) for name, concept in lexicon.concepts.items()
                   for phrase in concept.any_language]
-        self.matcher = Matcher([t for t in terms if t.words], frozenset(fold(w) for w in language.no_fuzzy),
+        # the same phrase listed in two languages ("eczema") is one term: one hit, fuzzy-matched in both languages
+        unique = list(dict.fromkeys(t for t in terms if t.words))
+        self.matcher = Matcher(unique, frozenset(fold(w) for w in language.no_fuzzy),
                                policy.min_fuzzy_length)
         self.triggers = Triggers(
             negation_before=Triggers.phrases(language.negation_before.all()),
@@ -239,6 +241,7 @@ class SafetyEngine:
         return cast(Urgency, urgency_at_least(cond.default_urgency, "soon") if cond.malignant else cond.default_urgency)
 
     def condition_action(self, cond: Condition) -> str:
+        """The action naming ``cond`` calls for (only asked for conditions that raise triage above routine)."""
         table = self.rules.actions.condition_actions
         if cond.id in table.by_id:
             return table.by_id[cond.id]
@@ -257,14 +260,15 @@ class SafetyEngine:
             likely = item.is_diagnosis or item.likelihood >= policy.malignant_threshold
             conditions = [self.ontology.get(cid) for cid in item.match.ids]
             for cond in conditions:
-                action = self.condition_action(cond)
                 if cond.default_urgency == "emergency" and (item.is_diagnosis
                                                             or item.likelihood > policy.emergency_threshold):
-                    add("emergency-condition", "emergency", action, item, cond.name)
+                    add("emergency-condition", "emergency", self.condition_action(cond), item, cond.name)
                 elif cond.malignant and likely:
-                    add("suspected-malignancy", self.condition_level(cond), action, item, cond.name)
+                    add("suspected-malignancy", self.condition_level(cond), self.condition_action(cond), item,
+                        cond.name)
                 elif item.is_diagnosis and _level(cond.default_urgency) > 0 and not cond.malignant:
-                    add("condition-default-urgency", cond.default_urgency, action, item, cond.name)
+                    add("condition-default-urgency", cond.default_urgency, self.condition_action(cond), item,
+                        cond.name)
             flagged = any(c.malignant or c.premalignant for c in conditions)
             if item.match.malignant_word and not flagged and likely:
                 add("malignant-name", "urgent", "cancer_pathway", item, item.text)
@@ -313,10 +317,10 @@ class SafetyEngine:
         if _level(final) > _level(model_triage.urgency):
             top = next(r for r in reasons if r.level == final)
             triage = Triage(urgency=cast(Urgency, final), action=self.rules.actions.actions[top.action].text)
-            superseded.append(SupersededItem(kind="action", text=model_triage.action))
-            superseded += [SupersededItem(kind="recommendation", text=t) for t in recommendations
-                           if self.is_reassurance(t)]
-            superseded += [SupersededItem(kind="red_flag", text=t) for t in red_flags if self.is_reassurance(t)]
+            found = [SupersededItem(kind="action", text=model_triage.action)]
+            found += [SupersededItem(kind="recommendation", text=t) for t in recommendations if self.is_reassurance(t)]
+            found += [SupersededItem(kind="red_flag", text=t) for t in red_flags if self.is_reassurance(t)]
+            superseded += [item for item in found if item not in superseded]
             dropped = {s.text for s in superseded}
             recommendations = [t for t in recommendations if t not in dropped]
             raising = [r.reason for r in reasons if _level(r.level) > _level(model_triage.urgency)]

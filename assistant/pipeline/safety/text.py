@@ -141,14 +141,14 @@ class Matcher:
     def find(self, toks: Sequence[str], langs: frozenset[str]) -> list[tuple[Term, int, int]]:
         """``(term, start, end)`` of every term occurring in ``toks`` (end exclusive)."""
         forms = [self.word_forms(t, langs) for t in toks]
-        out = []
+        out: dict[tuple[str, int, int], Term] = {}  # one hit per concept and span, whichever language listed it
         for i, first in enumerate(forms):
             for word in first:
                 for term in self._by_first.get(word, ()):
                     end = _match_rest(term.words, forms, i)
                     if end is not None:
-                        out.append((term, i, end))
-        return out
+                        out.setdefault((term.concept, i, end), term)
+        return [(term, start, end) for (_, start, end), term in out.items()]
 
 
 def _match_rest(words: tuple[str, ...], forms: list[frozenset[str]], start: int) -> int | None:
@@ -187,7 +187,7 @@ def _occurrences(toks: Sequence[str], phrases: frozenset[tuple[str, ...]]) -> li
     lengths = sorted({len(p) for p in phrases}, reverse=True)
     for i in range(len(toks)):
         for n in lengths:
-            if tuple(toks[i:i + n]) in phrases:
+            if i + n <= len(toks) and tuple(toks[i:i + n]) in phrases:
                 spans.append((i, i + n))
                 break
     return spans
