@@ -186,6 +186,7 @@ def test_markdown_shows_each_reason_under_the_triage_line_and_the_case_context()
     assert "Raised by the safety layer from the model's triage, ROUTINE" in below
     assert "Cellulitis usually needs this urgency" in below
     assert ACTIONS["urgent_infection"].text in lines[triage]
-    for expected in ("## Case context", "| Age / sex | 61 / unknown |", "Fitzpatrick V · Monk 8", "| Duration | 3 weeks |",
-                     "fever: yes, immunosuppressed: no", "| Symptoms | pain |", "## Superseded model advice"):
+    for expected in ("## Case context", "| Age / sex | 61 / unknown |", "Fitzpatrick V · Monk 8",
+                     "| Duration | 3 weeks |", "fever: yes, immunosuppressed: no", "| Symptoms | pain |",
+                     "## Superseded model advice"):
         assert expected in text
