@@ -96,3 +96,15 @@ def test_active_adapter(tmp_path):
     path.write_text("backend:\n  adapters: {one: /x, two: /y}\nadapter: three\n")
     with pytest.raises(ConfigError, match="'three' is not among the configured adapters"):
         ModelFlags(config=path).load().active_adapter()
+
+
+def test_safety_policy_from_file_and_environment(tmp_path, monkeypatch):
+    from assistant.pipeline.safety import SafetyPolicy
+
+    path = tmp_path / "c.yaml"
+    path.write_text("safety:\n  malignant_threshold: 0.2\n  negation_window: 4\n")
+    monkeypatch.setenv("DERMASSIST_SAFETY__EMERGENCY_THRESHOLD", "0.01")
+    config = ModelFlags(config=path).load()
+    assert config.safety == SafetyPolicy(malignant_threshold=0.2, negation_window=4, emergency_threshold=0.01)
+    monkeypatch.delenv("DERMASSIST_SAFETY__EMERGENCY_THRESHOLD")
+    assert ModelFlags().load().safety == SafetyPolicy() and SafetyPolicy().malignant_threshold == 0.10

@@ -40,6 +40,24 @@ def test_json_report_with_retrieval_is_schema_valid_and_grounded(lesion_jpeg):
     assert any(a["rule"] == "warning-symptoms" for a in report["safety"])
 
 
+def test_red_flag_flags_reach_the_safety_layer_and_the_report(lesion_jpeg):
+    """A febrile child with a non-blanching rash is an emergency whatever the (random) model writes."""
+    from assistant.pipeline.safety.schema import default_rule_set
+
+    proc = run("report", str(lesion_jpeg), "--no-retrieval", "--age", "3", "--fever", "--non-blanching",
+               "--not-pregnant", "--fitzpatrick", "V", "--monk", "8", "--format", "json")
+    report = json.loads(proc.stdout)
+    jsonschema.validate(report, packaged_report_schema())
+    assert report["context"]["red_flag_answers"] == {"fever": True, "non_blanching_rash": True, "pregnant": False}
+    assert report["context"]["fitzpatrick"] == "V" and report["context"]["monk"] == 8
+    assert report["triage"]["urgency"] == "emergency"
+    rule = next(a for a in report["safety"] if a["rule"] == "meningococcal-disease")
+    assert rule["level"] == "emergency" and rule["action"] == "emergency_sepsis"
+    if report["model_triage"]["urgency"] != "emergency":  # the random model may itself say emergency
+        assert report["triage"]["action"] == default_rule_set().actions.actions["emergency_sepsis"].text
+        assert report["superseded"][0] == {"kind": "action", "text": report["model_triage"]["action"]}
+
+
 def test_markdown_report_is_readable(lesion_jpeg, tmp_path):
     out = tmp_path / "report.md"
     proc = run("report", str(lesion_jpeg), "--format", "markdown", "--no-retrieval", "--output", str(out))
@@ -68,6 +86,7 @@ def test_corrupt_image_is_one_line_and_no_traceback(tmp_path, content, message):
 
 @pytest.mark.parametrize("args, message", [
     (["--fitzpatrick", "7"], "Fitzpatrick type must be I-VI"),
+    (["--monk", "12"], "Monk skin tone must be 1-10"),
     (["--symptoms", "itch,sneezing"], "unknown symptom(s) sneezing"),
     (["--backend", "tgi"], "unknown backend 'tgi'"),
     (["--backend", "openai"], "needs --base-url"),

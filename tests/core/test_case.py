@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from assistant.core.case import Case, ClinicalContext, Symptoms
+from assistant.core.case import EMERGENCY_FIELDS, Case, ClinicalContext, Symptoms
+from assistant.core.report import ReportContext
+from assistant.core.skintone import is_darker_skin
 from support.images import lesion_image
 
 
@@ -32,6 +34,11 @@ def test_fitzpatrick_accepts_roman_and_arabic(value, expected):
 
 @pytest.mark.parametrize("field, value, message", [
     ("fitzpatrick", "7", "Fitzpatrick type must be I-VI"),
+    ("monk", "11", "Monk skin tone must be 1-10"),
+    ("monk", 0, "Monk skin tone must be 1-10"),
+    ("monk", "V", "Monk skin tone must be 1-10"),
+    ("monk", 7.5, "Monk skin tone must be 1-10"),
+    ("fever", "maybe", "valid boolean"),
     ("age", 130, "less than or equal to 120"),
     ("sex", "robot", "female"),
     ("body_site", "x" * 101, "at most 100 characters"),
@@ -51,3 +58,44 @@ def test_medications_from_a_comma_list_and_symptoms_from_names():
     assert Symptoms.from_names(["Itch", " bleeding", ""]).present() == ["itch", "bleeding"]
     with pytest.raises(ValueError, match="unknown symptom"):
         Symptoms.from_names(["sneezing"])
+
+
+@pytest.mark.parametrize("value, expected", [(8, 8), ("8", 8), ("MST 3", 3), ("Monk 10", 10), ("", None), (None, None)])
+def test_monk_is_accepted_alongside_fitzpatrick(value, expected):
+    context = ClinicalContext(fitzpatrick="III", monk=value)
+    assert context.monk == expected and context.fitzpatrick == "III"
+
+
+@pytest.mark.parametrize("fitzpatrick, monk, darker", [
+    ("VI", None, True), ("V", None, True), ("IV", None, False), (None, 7, True), (None, 6, False), ("I", 9, True),
+    (None, None, False)])
+def test_darker_skin_is_fitzpatrick_v_vi_or_monk_7_10(fitzpatrick, monk, darker):
+    assert is_darker_skin(fitzpatrick, monk) is darker
+
+
+def test_emergency_fields_are_described_yes_no_questions():
+    """The CLI, the endpoint's metadata and the UI form are built from these fields and their descriptions."""
+    fields = ClinicalContext.model_fields
+    assert len(EMERGENCY_FIELDS) == 8
+    for name in EMERGENCY_FIELDS:
+        assert fields[name].annotation == bool | None and fields[name].default is None
+        assert fields[name].description and len(fields[name].description) > 10
+
+
+def test_emergency_answers_keep_yes_and_no_apart_from_not_asked():
+    # strings as an HTTP client sends them in flat metadata
+    context = ClinicalContext.model_validate({"fever": "yes", "pregnant": "false", "rapid_spread": True})
+    assert context.emergency_answers() == [("fever", True), ("rapid_spread", True), ("pregnant", False)]
+    assert ClinicalContext().emergency_answers() == []
+
+
+def test_the_report_records_the_case_context_without_free_text():
+    case = Case(images=[lesion_image()], modality="dermoscopy", context=ClinicalContext(
+        age=54, sex="female", fitzpatrick="II", monk=3, body_site="back", duration="3 months",
+        symptoms=Symptoms(change=True, itch=False), history="private history", medications="x", question="q?",
+        fever=False, immunosuppressed=True))
+    summary = ReportContext.from_case(case)
+    assert summary.model_dump() == {
+        "modality": "dermoscopy", "age": 54, "sex": "female", "body_site": "back", "fitzpatrick": "II", "monk": 3,
+        "duration": "3 months", "symptoms": ["change"],
+        "red_flag_answers": {"fever": False, "immunosuppressed": True}}

@@ -72,3 +72,10 @@ def _broken(edit) -> str:
 ])
 def test_a_broken_rule_file_is_a_clear_error(edit, message):
     assert message in _broken(edit)
+
+
+def test_docs_list_every_rule_and_action():
+    text = (REPO / "docs" / "safety.md").read_text(encoding="utf-8")
+    names = [r.id for r in RULES.rules.rules] + list(RULES.rules.condition_rules) + list(RULES.actions.actions)
+    missing = [name for name in names if f"`{name}`" not in text]
+    assert not missing, f"docs/safety.md does not mention {missing}"

@@ -60,3 +60,25 @@ def test_no_prompt_text_in_python_code():
 
     source = inspect.getsource(pipeline)
     assert "You are" not in source and "Answer with" not in source
+
+
+def test_context_shows_monk_and_only_the_red_flag_questions_answered():
+    context = ClinicalContext(fitzpatrick="VI", monk=9, fever=True, pregnant=False)
+    text = prompts.render("report/instruction.j2", context=context, passages=[], symptoms="")
+    assert "Fitzpatrick skin type: VI" in text and "Monk skin tone: 9 of 10" in text
+    assert "Red-flag questions: fever: yes; pregnant: no" in text and "immunosuppressed" not in text
+    plain = prompts.render("report/instruction.j2", context=ClinicalContext(), passages=[], symptoms="")
+    assert "Monk" not in plain and "Red-flag questions" not in plain
+
+
+def test_system_prompt_gives_the_colour_guidance_the_corpus_says_it_gives():
+    """rag/corpus/topics/skin_of_colour_presentation.md tells readers what the assistant is instructed to do."""
+    from support.paths import REPO
+
+    claim = (REPO / "rag" / "corpus" / "topics" / "skin_of_colour_presentation.md").read_text(encoding="utf-8")
+    prompt = prompts.render("report/system.j2", modality_phrase="clinical photographs of the skin")
+    for phrase in ("describe colour in terms that apply to the patient's skin", '"purple-brown"',
+                   "state uncertainty rather than over-reassure"):
+        assert phrase.lower() in claim.lower(), phrase
+        assert phrase.lower() in prompt.lower(), phrase
+    assert "violaceous" in prompt and "palms" in prompt

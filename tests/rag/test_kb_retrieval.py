@@ -12,7 +12,7 @@ from assistant.core.errors import RetrievalError
 from assistant.core.retrieval import Passage, Retriever
 from rag.evaluate import evaluate, load_queries
 from rag.loaders import load_documents
-from rag.retriever import KnowledgeBaseRetriever, build_default_retriever, case_query, mmr
+from rag.retriever import KnowledgeBaseRetriever, build_default_retriever, case_query, darker_skin_query, mmr
 from support.kb import built_store_dir, copy_store, kb_cli, open_store, shared_embedder
 
 CANONICAL = "itchy silvery plaques on elbows and knees"
@@ -40,6 +40,32 @@ def test_case_query_uses_context_and_question():
     dermoscopy = Case(images=case.images, modality="dermoscopy", context=case.context)
     assert case_query(dermoscopy).endswith("(dermoscopy image)")
     assert case_query(_case(age=30)).startswith("Skin lesion photograph")  # no context: still grounded
+
+
+def test_case_query_reads_the_red_flag_answers_and_skin_type():
+    case = _case(body_site="leg", fever=True, immunosuppressed=True, pregnant=False)
+    assert case_query(case) == ("skin lesion on the leg. Red flags: with fever, in an immunosuppressed patient.")
+    assert darker_skin_query(case) is None
+    dark = _case(body_site="leg", monk=8)
+    assert darker_skin_query(dark).startswith(case_query(dark)) and "darker skin" in darker_skin_query(dark)
+    assert darker_skin_query(_case(fitzpatrick="V")) is not None and darker_skin_query(_case(fitzpatrick="IV")) is None
+
+
+@pytest.mark.parametrize("context", [
+    {"body_site": "elbows", "symptoms": Symptoms(itch=True), "history": "thick scaly plaques"},
+    {"body_site": "shin", "history": "red warm swollen patch spreading over two days"},
+    {"body_site": "back", "history": "a mole that is changing"},
+])
+def test_darker_skin_retrieves_the_on_darker_skin_sections(retriever, context):
+    """Types I and VI used to retrieve the same passages; now V-VI (or Monk 7-10) bring the "On darker skin"
+    sections of the conditions at hand, in place of the weakest of the usual passages."""
+    light = [p.id for p in retriever.retrieve(_case(fitzpatrick="I", **context), k=6)]
+    dark = [p.id for p in retriever.retrieve(_case(fitzpatrick="VI", **context), k=6)]
+    assert len(light) == len(dark) == 6 and not any(pid.endswith("#on-darker-skin") for pid in light)
+    darker = [pid for pid in dark if pid.endswith("#on-darker-skin")]
+    assert darker and dark[:6 - len(darker)] == light[:6 - len(darker)]
+    assert {pid.split("#")[0] for pid in darker} & {pid.split("#")[0] for pid in light}  # same conditions
+    assert [p.id for p in retriever.retrieve(_case(monk=9, **context), k=6)] == dark
 
 
 def test_retrieve_returns_grounded_passages(retriever):

@@ -45,6 +45,7 @@ def clauses(text: str) -> list[list[str]]:
 
 
 ANY_LANGUAGE = "*"
+_CACHE_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ class Matcher:
                     if word[0] == token[0]:
                         found.add(word)
         result = frozenset(found)
+        if len(self._cache) >= _CACHE_LIMIT:  # a long-running server sees unbounded vocabulary: start again
+            self._cache.clear()
         self._cache[(token, langs)] = result
         return result
 
