@@ -135,3 +135,17 @@ def test_sizes_and_temperatures():
 def test_condition_names_are_matched_tolerantly(name, ids, malignant_word):
     match = ENGINE.conditions.match(name)
     assert match.ids == ids and bool(match.malignant_word) is malignant_word
+
+
+def test_every_lexicon_phrase_is_read_as_its_concept():
+    """Each word list entry, in each language, is recognised on its own (a phrase the reader cannot see would be a
+    silent hole in the net)."""
+    from assistant.pipeline.safety.schema import LANGUAGES, default_rule_set
+
+    unread = []
+    for name, concept in default_rule_set().lexicon.concepts.items():
+        for lang in (*LANGUAGES, "any_language"):
+            for phrase in getattr(concept, lang):
+                if "present" not in statuses(phrase, name):
+                    unread.append(f"{name}/{lang}: {phrase}")
+    assert not unread, unread
