@@ -47,6 +47,12 @@ def statuses(text: str, concept: str) -> set[str]:
     ("Fieber: nein", "fever", {"negated"}),
     ("Verdacht auf Nekrose", "necrosis", {"uncertain"}),
     ("heilt nicht ab, blutet", "bleeding", {"present"}),
+    # French elision: "s'étend", "l'œil", "n'a pas" read as the lexicon writes them ("s étend", "l œil", "n a pas")
+    ("la rougeur s'étend très vite", "rapid_spread", {"present"}),
+    ("douleur à l’œil", "eye_symptoms", {"present"}),
+    ("une bande noire sur l'ongle", "nail_band", {"present"}),
+    ("il n'a pas de fièvre", "fever", {"negated"}),
+    ("it doesn't blanch", "non_blanching", {"present"}),
 ])
 def test_negation_and_uncertainty(text, concept, expected):
     assert statuses(text, concept) == expected

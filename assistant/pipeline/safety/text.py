@@ -21,16 +21,19 @@ Status = Literal["present", "negated", "uncertain"]
 
 _LIGATURES = str.maketrans({"æ": "ae", "œ": "oe", "ß": "ss", "ø": "o", "ð": "d", "þ": "th", "ł": "l"})
 _APOSTROPHES = re.compile(r"['\u2018\u2019\u02bc`\u00b4]")
+# French elision ("l'œil", "s'étend", "qu'il"): the article or pronoun is a word of its own, as the lexicon writes it
+_ELISION = re.compile(r"\b(qu|jusqu|lorsqu|puisqu|[cdjlmnst])['\u2018\u2019\u02bc`\u00b4](?=\w)")
 _CLAUSE_BREAK = re.compile(r"[!;\n\r]+|\.(?!\d)")  # sentence ends; "38.5" stays one number
 _TOKEN = re.compile(r"\?|[a-z0-9]+")
 _CLAUSE_TOKEN = re.compile(r"\?|,|[a-z0-9]+")
 
 
 def fold(text: str) -> str:
-    """Lower case without accents or apostrophes ("Fièvre", "doesn't" -> "fievre", "doesnt"); punctuation kept."""
+    """Lower case without accents or apostrophes ("Fièvre", "doesn't" -> "fievre", "doesnt"); a French elision
+    becomes two words ("s'étend" -> "s etend"); punctuation kept."""
     text = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return _APOSTROPHES.sub("", text)
+    return _APOSTROPHES.sub("", _ELISION.sub(r"\1 ", text))
 
 
 def tokens(text: str) -> list[str]:
