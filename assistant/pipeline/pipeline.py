@@ -37,7 +37,7 @@ from assistant.core.report import (
     draft_json_schema,
 )
 from assistant.core.retrieval import NullRetriever, Retriever
-from assistant.pipeline.grounding import cited_ids_in_text, ground_citations
+from assistant.pipeline.grounding import as_citation, cited_ids_in_text, ground_citations
 from assistant.pipeline.safety import SafetyPolicy, apply_safety
 
 STEPS = ("intake", "retrieval", "generation", "validation", "safety")
@@ -76,7 +76,10 @@ class ChatAnswer(BaseModel):
     """A free-text, grounded answer (chat turns, VQA)."""
 
     text: str
-    citations: list[Citation] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list, description="the retrieved passages the answer cites")
+    consulted: list[Citation] = Field(
+        default_factory=list, description="every passage retrieved for the answer (the model was shown them), so a "
+                                          "reader can check the grounding even where the text cites none")
     flagged_conditions: list[str] = Field(default_factory=list, description="malignant/emergency conditions named")
     safety_notes: list[str] = Field(default_factory=list)
     disclaimer: str = DISCLAIMER
@@ -198,8 +201,8 @@ class ReportPipeline:
                                                             generation_ms=_ms(t2, t3), total_ms=_ms(t0, t3)),
             usage=Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens),
             image_sha256=[img.sha256 for img in clean])
-        return ChatAnswer(text=result.text, citations=citations, flagged_conditions=flagged, safety_notes=notes,
-                          provenance=provenance)
+        return ChatAnswer(text=result.text, citations=citations, consulted=[as_citation(p) for p in passages],
+                          flagged_conditions=flagged, safety_notes=notes, provenance=provenance)
 
     def _flagged_mentions(self, text: str) -> list[str]:
         """Malignant or emergency conditions named anywhere in free text (exact ontology names/synonyms)."""

@@ -60,3 +60,17 @@ def test_no_prompt_text_in_python_code():
 
     source = inspect.getsource(pipeline)
     assert "You are" not in source and "Answer with" not in source
+
+
+def test_a_report_becomes_the_assistant_turn_of_a_follow_up():
+    """`ReportPipeline.answer(report=...)` and the UI's thin client both put this text before the question."""
+    from assistant.core.messages import chat_messages, report_turn
+    from support.reports import first_chunk_ids, grounded_report
+
+    report = grounded_report(first_chunk_ids(2))
+    turn = report_turn(report)
+    for expected in ("Triage: urgent", "Most likely: melanoma (confidence 45%)", "melanoma 45% [",
+                     "seborrheic keratosis 35%", "Red flags: Possible malignancy"):
+        assert expected in turn, expected
+    messages = chat_messages("What next?", history=[("assistant", turn)])
+    assert [m.role for m in messages] == ["system", "assistant", "user"]
