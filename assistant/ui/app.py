@@ -57,7 +57,7 @@ def build_app(engine: CaseEngine, settings: UISettings, examples: list[Example])
     with gr.Blocks(title="dermassist", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         state = gr.State(None, time_to_live=settings.session_ttl_s,
                          delete_callback=lambda s: forget(s, settings.sessions))
-        gr.HTML(views.disclaimer_banner(), elem_id="da-banner")
+        gr.HTML(views.disclaimer_banner(), elem_id="da-banner", container=False)
         gr.Markdown("## dermassist — dermatology decision support")
         gr.HTML(f"<div>Reports from {escape(engine.description)}.</div>", elem_id="da-engine")
         with gr.Row(equal_height=False):

@@ -8,6 +8,7 @@ when the command runs, after its temporary folder and analytics switch are set.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import shutil
 import signal
@@ -62,6 +63,7 @@ def ui(
 
 def serve(workdir: Path, flags: ModelFlags, *, host: str, port: int, credentials: list[tuple[str, str]],
           share: bool, endpoint: str | None, api_key: str | None) -> None:
+    _log_to_stderr()
     # Gradio reads these when it is imported: uploads land in our private folder, and it phones no one.
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "uploads")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -98,6 +100,17 @@ def serve(workdir: Path, flags: ModelFlags, *, host: str, port: int, credentials
         demo.close()
     finally:
         engine.close()
+
+
+def _log_to_stderr() -> None:
+    """The UI's own log lines (what happened, how long it took; never case data) go to stderr."""
+    log = logging.getLogger("dermassist.ui")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("dermassist ui: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
 
 
 def read_auth(auth: str | None, auth_file: Path | None) -> list[tuple[str, str]]:

@@ -70,8 +70,7 @@ class EndpointEngine:
     def report(self, case: Case, progress: Progress) -> Report:
         progress("generation")  # intake, retrieval, generation, validation and safety all happen on the server
         response = self._call(lambda: self.client.chat.completions.create(
-            model=REPORT_MODEL, messages=[_user_turn(case, case.context.question or "")],
-            metadata=_metadata(case)))
+            model=REPORT_MODEL, messages=[_images_turn(case)], metadata=_metadata(case)))
         progress("validation")
         try:
             return Report.model_validate_json(response.choices[0].message.content or "")
@@ -79,8 +78,7 @@ class EndpointEngine:
             raise GenerationError("the dermassist server returned something that is not a valid report") from None
 
     def answer(self, question: str, case: Case, report: Report, history: list[tuple[str, str]]) -> ChatAnswer:
-        messages = [_user_turn(case, case.context.question or ""),
-                    {"role": "assistant", "content": report_turn(report)},
+        messages = [_images_turn(case), {"role": "assistant", "content": report_turn(report)},
                     *({"role": role, "content": text} for role, text in history),
                     {"role": "user", "content": question}]
         response = self._call(lambda: self.client.chat.completions.create(
@@ -131,9 +129,10 @@ def answer_text(content: str, extras: dict) -> str:
     return content
 
 
-def _user_turn(case: Case, text: str) -> dict:
-    parts: list[dict] = [{"type": "image_url", "image_url": {"url": _data_url(image)}} for image in case.images]
-    parts.append({"type": "text", "text": text})
+def _images_turn(case: Case) -> dict:
+    """The case's photos as a user turn without text: the question travels in the context (``metadata``), so the
+    server renders the same prompt as the in-process pipeline, and a follow-up keeps looking at these photos."""
+    parts = [{"type": "image_url", "image_url": {"url": _data_url(image)}} for image in case.images]
     return {"role": "user", "content": parts}
 
 
@@ -143,7 +142,7 @@ def _data_url(image: IntakeImage) -> str:
 
 def _metadata(case: Case) -> dict[str, str]:
     """OpenAI's ``metadata`` is string → string: the context travels as one JSON string (docs/serving.md)."""
-    context = case.context.model_dump(mode="json", exclude_none=True, exclude={"question"})
+    context = case.context.model_dump(mode="json", exclude_none=True)
     return {"clinical_context": json.dumps(context), "modality": case.modality.value}
 
 

@@ -129,3 +129,12 @@ def test_the_thin_client_reads_the_answer_the_server_rendered():
     extras = answer.model_dump(mode="json", exclude={"text"})
     assert answer_text(content, extras) == answer.text
     assert answer_text("just text", {}) == "just text"
+
+
+def test_more_than_four_photos_is_one_message_and_no_photo_is_taken(tmp_path):
+    from assistant.ui.app import UISettings, _Handlers
+    from support.images import png_bytes
+
+    handlers = _Handlers(engine=None, settings=UISettings(sessions=tmp_path), specs=context_form())
+    images, errors = handlers.intake([png_bytes(size=(240, 240))] * 5)
+    assert images == [] and errors == ["A case takes at most 4 photos; remove 1."]
