@@ -54,79 +54,101 @@ class UISettings:
 
 def build_app(engine: CaseEngine, settings: UISettings, examples: list[Example]) -> gr.Blocks:
     specs = context_form()
+    handlers = _Handlers(engine, settings, specs)
     with gr.Blocks(title="dermassist", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         state = gr.State(None, time_to_live=settings.session_ttl_s,
                          delete_callback=lambda s: forget(s, settings.sessions))
-        gr.HTML(views.disclaimer_banner(), elem_id="da-banner", container=False)
-        gr.Markdown("## dermassist — dermatology decision support")
-        gr.HTML(f"<div>Reports from {escape(engine.description)}.</div>", elem_id="da-engine")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                gr.Markdown("### 1 · Photos and context")
-                with gr.Row():
-                    example_buttons = [gr.Button(f"Example: {e.title}", size="sm", elem_classes=["da-example"])
-                                       for e in examples]
-                gallery = gr.Gallery(label=f"Photos of the skin problem (1-{MAX_IMAGES_PER_CASE}): upload, paste "
-                                           "or take with the webcam", type="filepath", interactive=True,
-                                     sources=["upload", "webcam", "clipboard"], columns=4, height=260,
-                                     elem_id="da-photos")
-                quality = gr.HTML(views.quality_html(0, [], []), elem_id="da-quality")
-                modality = gr.Radio(list(MODALITIES), value=Modality.clinical.value, label="Modality",
-                                    elem_id="da-modality")
-                with gr.Accordion("Clinical context", open=True):
-                    fields = [_component(spec) for spec in specs]
-                question = gr.Textbox(label="Question (optional)", lines=2, max_lines=6,
-                                      placeholder="e.g. Could this be a skin cancer? What should happen next?",
-                                      elem_id="da-question")
-                submit = gr.Button("Write report", variant="primary", elem_id="da-submit")
-                alert = gr.HTML("", elem_id="da-alert")
-                continue_anyway = gr.Button("Continue anyway", variant="secondary", visible=False,
-                                            elem_id="da-continue")
-            with gr.Column(scale=7):
-                gr.Markdown("### 2 · Report")
-                progress = gr.HTML("", elem_id="da-progress")
-                report_view = gr.HTML('<div class="da-report-empty">The report appears here.</div>',
-                                      elem_id="da-report")
-                with gr.Row():
-                    downloads = [gr.DownloadButton(f"Download {label}", visible=False, size="sm",
-                                                   elem_id=f"da-download-{kind}")
-                                 for kind, label in (("json", "JSON"), ("markdown", "Markdown"), ("pdf", "PDF"))]
-                gr.Markdown("### 3 · Follow-up questions")
-                chat = gr.Chatbot(label="Questions about this case", height=340, elem_id="da-chat",
-                                  feedback_options=None, buttons=["copy"], sanitize_html=True,
-                                  placeholder="Ask about the report once it is written.")
-                with gr.Row():
-                    ask_box = gr.Textbox(show_label=False, placeholder="Ask a follow-up question…", scale=5,
-                                         elem_id="da-ask")
-                    ask = gr.Button("Ask", scale=1, elem_id="da-ask-button")
-        handlers = _Handlers(engine, settings, specs)
-
-        # Photos are checked as soon as they change (added, removed, loaded from an example) or the modality does.
-        # (Gradio 6 fires a gallery's change only for the user's own edits, so an example checks explicitly.)
-        image_outputs = [quality, alert, continue_anyway, state]
-        for trigger in (gallery.change, modality.change):
-            trigger(handlers.check, [gallery, modality, state], image_outputs, api_visibility="private",
-                    show_progress="minimal")
-        for button, example in zip(example_buttons, examples, strict=True):
-            button.click(handlers.example(example), None, [gallery, modality, *fields, question],
-                         api_visibility="private").then(
-                handlers.check, [gallery, modality, state], image_outputs, api_visibility="private")
-
-        report_inputs = {state, modality, question, *fields}
-        report_outputs = [progress, report_view, alert, continue_anyway, *downloads, chat, state]
-        # The report streams its own step list, so Gradio's spinners stay off its outputs.
-        submit.click(handlers.report(confirmed=False, fields=fields, modality=modality, question=question,
-                                     state=state), report_inputs, report_outputs, api_visibility="private",
-                     show_progress="hidden")
-        continue_anyway.click(handlers.report(confirmed=True, fields=fields, modality=modality, question=question,
-                                              state=state), report_inputs, report_outputs,
-                              api_visibility="private", show_progress="hidden")
-        for trigger in (ask.click, ask_box.submit):
-            trigger(handlers.ask, [ask_box, chat, state], [chat, ask_box, alert, state], api_visibility="private",
-                    show_progress="minimal")
+        page = _layout(state, engine, examples, specs)
+        _wire(page, handlers, examples)
         demo.unload(handlers.unload)
         _api(handlers)
     return demo
+
+
+@dataclass
+class _Page:
+    """The components the events connect."""
+
+    state: Any
+    examples: list[Any]
+    gallery: Any
+    quality: Any
+    modality: Any
+    fields: list[Any]
+    question: Any
+    submit: Any
+    alert: Any
+    continue_anyway: Any
+    progress: Any
+    report: Any
+    downloads: list[Any]
+    chat: Any
+    ask_box: Any
+    ask: Any
+
+
+def _layout(state: Any, engine: CaseEngine, examples: list[Example], specs: list[FieldSpec]) -> _Page:
+    gr.HTML(views.disclaimer_banner(), elem_id="da-banner", container=False)
+    gr.Markdown("## dermassist — dermatology decision support")
+    gr.HTML(f"<div>Reports from {escape(engine.description)}.</div>", elem_id="da-engine")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            gr.Markdown("### 1 · Photos and context")
+            with gr.Row():
+                buttons = [gr.Button(f"Example: {e.title}", size="sm", elem_classes=["da-example"]) for e in examples]
+            gallery = gr.Gallery(label=f"Photos of the skin problem (1-{MAX_IMAGES_PER_CASE}): upload, paste or take "
+                                       "with the webcam", type="filepath", interactive=True,
+                                 sources=["upload", "webcam", "clipboard"], columns=4, height=260, elem_id="da-photos")
+            quality = gr.HTML(views.quality_html(0, [], []), elem_id="da-quality")
+            modality = gr.Radio(list(MODALITIES), value=Modality.clinical.value, label="Modality",
+                                elem_id="da-modality")
+            with gr.Accordion("Clinical context", open=True):
+                fields = [_component(spec) for spec in specs]
+            question = gr.Textbox(label="Question (optional)", lines=2, max_lines=6, elem_id="da-question",
+                                  placeholder="e.g. Could this be a skin cancer? What should happen next?")
+            submit = gr.Button("Write report", variant="primary", elem_id="da-submit")
+            alert = gr.HTML("", elem_id="da-alert")
+            continue_anyway = gr.Button("Continue anyway", visible=False, elem_id="da-continue")
+        with gr.Column(scale=7):
+            gr.Markdown("### 2 · Report")
+            progress = gr.HTML("", elem_id="da-progress")
+            report = gr.HTML('<div class="da-report-empty">The report appears here.</div>', elem_id="da-report")
+            with gr.Row():
+                downloads = [gr.DownloadButton(f"Download {label}", visible=False, size="sm",
+                                               elem_id=f"da-download-{kind}")
+                             for kind, label in (("json", "JSON"), ("markdown", "Markdown"), ("pdf", "PDF"))]
+            gr.Markdown("### 3 · Follow-up questions")
+            chat = gr.Chatbot(label="Questions about this case", height=340, elem_id="da-chat",
+                              feedback_options=None, buttons=["copy"], sanitize_html=True,
+                              placeholder="Ask about the report once it is written.")
+            with gr.Row():
+                ask_box = gr.Textbox(show_label=False, placeholder="Ask a follow-up question…", scale=5,
+                                     elem_id="da-ask")
+                ask = gr.Button("Ask", scale=1, elem_id="da-ask-button")
+    return _Page(state, buttons, gallery, quality, modality, fields, question, submit, alert, continue_anyway,
+                 progress, report, downloads, chat, ask_box, ask)
+
+
+def _wire(p: _Page, handlers: _Handlers, examples: list[Example]) -> None:
+    private: dict[str, Any] = {"api_visibility": "private"}
+    # Photos are checked as soon as they change (added, removed) or the modality does. Gradio 6 fires a gallery's
+    # change only for the user's own edits, so loading an example checks explicitly.
+    check = (handlers.check, [p.gallery, p.modality, p.state], [p.quality, p.alert, p.continue_anyway, p.state])
+    for trigger in (p.gallery.change, p.modality.change):
+        trigger(*check, show_progress="minimal", **private)
+    for button, example in zip(p.examples, examples, strict=True):
+        button.click(handlers.example(example), None, [p.gallery, p.modality, *p.fields, p.question],
+                     **private).then(*check, **private)
+    # The report streams its own step list, so Gradio's spinners stay off its outputs.
+    inputs = {p.state, p.modality, p.question, *p.fields}
+    outputs = [p.progress, p.report, p.alert, p.continue_anyway, *p.downloads, p.chat, p.state]
+    for button, confirmed in ((p.submit, False), (p.continue_anyway, True)):
+        run = handlers.report(confirmed=confirmed, fields=p.fields, modality=p.modality, question=p.question,
+                              state=p.state)
+        button.click(run, inputs, outputs, show_progress="hidden", **private)
+    for trigger in (p.ask.click, p.ask_box.submit):
+        trigger(handlers.ask, [p.ask_box, p.chat, p.state], [p.chat, p.ask_box, p.alert, p.state],
+                show_progress="minimal", **private)
 
 
 def theme() -> gr.themes.Base:
