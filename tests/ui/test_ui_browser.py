@@ -128,10 +128,12 @@ def test_photo_to_report_exports_and_a_follow_up(ui, browser, tmp_path):
         page.mouse.wheel(0, scroll)
         box = page.locator("#da-banner .da-disclaimer").bounding_box()
         assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 1000, box
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # long model words wrap
     page.screenshot(path=str(tmp_path / "ui-report.png"), full_page=True)
-    if os.environ.get("DERMASSIST_UPDATE_SCREENSHOT"):
-        page.mouse.wheel(0, -8000)
-        page.screenshot(path=str(REPO / "docs" / "ui.png"), full_page=True)
+    if os.environ.get("DERMASSIST_UPDATE_SCREENSHOT"):  # the whole page in one window: the bar at its foot
+        page.set_viewport_size({"width": 1400, "height": page.evaluate("document.documentElement.scrollHeight")})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(REPO / "docs" / "ui.png"))
     outside = [u for u in requests if not u.startswith((ui.base, "data:", "blob:"))]
     assert outside == [], outside  # the page fetches nothing from the internet (fonts, analytics, CDNs)
 
