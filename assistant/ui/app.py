@@ -380,9 +380,10 @@ def _modality(value: str | None) -> Modality:
 
 def _component(spec: FieldSpec) -> Any:
     common = {"label": spec.label, "info": spec.info, "elem_id": f"da-field-{spec.name}"}
-    if spec.kind == "number":
-        return gr.Number(value=None, placeholder="not given", minimum=spec.minimum, maximum=spec.maximum,
-                         precision=0 if spec.integer else None, **common)
+    if spec.kind == "number":  # a text box: Gradio's number box shows and sends 0 when left empty
+        bounded = spec.minimum is not None and spec.maximum is not None
+        bounds = f" ({spec.minimum:g}-{spec.maximum:g})" if bounded else ""
+        return gr.Textbox(placeholder=f"not given{bounds}", max_lines=1, **common)
     if spec.kind == "choice":
         default = form_values([spec], ClinicalContext())[0] if spec.name in ClinicalContext.model_fields else None
         return gr.Dropdown([("not given", ""), *[(c, c) for c in spec.choices]], value=_shown(spec, default),

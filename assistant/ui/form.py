@@ -2,8 +2,9 @@
 
 A field added to ``ClinicalContext`` (the structured emergency fields, a Monk skin tone, …) appears in the form
 with its own label and help text, and the form's values go back through the same pydantic validation as every
-other surface's. The form knows types, not fields: numbers, enums and literals become choices, bounded text becomes
-a text box, a group of yes/unknown flags (``Symptoms``, or top-level ``bool | None`` fields) becomes one checkbox
+other surface's. The form knows types, not fields: numbers become text boxes (a Gradio number box shows and sends
+0 when left empty, and an unset age must stay unset), enums and literals become choices, bounded text becomes a
+text box, a group of yes/unknown flags (``Symptoms``, or top-level ``bool | None`` fields) becomes one checkbox
 group where ticked means *yes* and unticked means *not reported* (``None``, never ``False``). Skin-tone scales take
 their choices from ``assistant.core.skintone`` so every surface accepts the same values.
 
@@ -137,7 +138,10 @@ def _value(spec: FieldSpec, value: Any) -> dict[str, Any]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return {}
     if spec.kind == "number":
-        number = float(value)
+        try:
+            number = float(str(value).strip().replace(",", "."))
+        except ValueError:
+            raise CaseError(f"invalid clinical context: {spec.name}: {spec.label.lower()} must be a number") from None
         return {spec.name: int(number) if spec.integer and number.is_integer() else number}
     if spec.kind == "list":
         return {spec.name: [item.strip() for item in str(value).split(",") if item.strip()]}

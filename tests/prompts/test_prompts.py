@@ -69,8 +69,10 @@ def test_a_report_becomes_the_assistant_turn_of_a_follow_up():
 
     report = grounded_report(first_chunk_ids(2))
     turn = report_turn(report)
-    for expected in ("Triage: urgent", "Most likely: melanoma (confidence 45%)", "melanoma 45% [",
-                     "seborrheic keratosis 35%", "Red flags: Possible malignancy"):
+    assert report.red_flags  # melanoma: the safety layer added one
+    for expected in (f"Triage: {report.triage.urgency} — {report.triage.action}",
+                     "Most likely: melanoma (confidence 45%)", "melanoma 45% [", "seborrheic keratosis 35%",
+                     f"Red flags: {report.red_flags[0]}"):
         assert expected in turn, expected
     messages = chat_messages("What next?", history=[("assistant", turn)])
     assert [m.role for m in messages] == ["system", "assistant", "user"]

@@ -82,6 +82,8 @@ def test_photo_to_report_exports_and_a_follow_up(ui, browser, tmp_path):
     page = open_page(browser, ui.base, requests=requests)
     upload(page, _photo(tmp_path, MARKER_NAME))
     quality_text(page, "looks usable")
+    age_box = page.locator("#da-field-age input, #da-field-age textarea").first
+    assert age_box.input_value() == ""  # not given is empty, never 0
     fill(page, "#da-field-age", "67")
     choose(page, "#da-field-sex", "female")
     choose(page, "#da-field-fitzpatrick", "IV")

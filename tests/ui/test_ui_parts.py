@@ -9,7 +9,7 @@ import json
 
 import jsonschema
 import pytest
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pypdf import PdfReader
 
 from assistant.core.case import ClinicalContext, Symptoms
@@ -43,25 +43,28 @@ def test_every_clinical_context_field_has_a_form_control():
             assert {flag for flag, _ in covered[name].flags} == set(nested), name
 
 
-class _FutureContext(ClinicalContext):
-    """ClinicalContext as the safety issue extends it: structured emergency fields and a Monk skin tone."""
+class _FutureContext(BaseModel):
+    """A context model as the safety issue grows ClinicalContext: structured emergency fields and a Monk tone."""
 
+    age: int | None = Field(None, ge=0, le=120)
+    monk: int | None = Field(None, ge=1, le=10, description="Monk skin tone 1-10")
+    symptoms: Symptoms = Field(default_factory=Symptoms)
     fever: bool | None = Field(None, description="temperature 38 C or more")
     mucosal_involvement: bool | None = Field(None, description="mouth, eyes or genitals affected")
-    monk: str | None = Field(None, description="Monk skin tone 1-10")
 
 
 def test_fields_added_to_the_context_appear_in_the_form_and_validate():
     specs = context_form(_FutureContext)
     covered = _controls(_FutureContext)
-    assert {"fever", "mucosal_involvement", "monk"} <= set(covered)
+    assert set(covered) == {"age", "monk", "symptoms", "fever", "mucosal_involvement"}
     signs = next(s for s in specs if s.name == TOP_LEVEL_FLAGS)
     assert dict(signs.flags)["fever"] == "Fever (temperature 38 C or more)"
     assert next(s for s in specs if s.name == "monk").choices == MONK
     values = [["fever"] if s.name == TOP_LEVEL_FLAGS else "7" if s.name == "monk" else None for s in specs]
     context = context_from_values(specs, values, model=_FutureContext)
     assert context.fever is True and context.mucosal_involvement is None  # unticked: not reported, never False
-    assert context.monk == "7"
+    assert context.monk == 7
+    assert form_values(specs, context)[[s.name for s in specs].index("monk")] == 7
 
 
 def test_form_values_round_trip():
@@ -74,12 +77,22 @@ def test_form_values_round_trip():
         update={"question": "Is this a skin cancer?"})
 
 
-def test_invalid_form_values_are_one_sentence_naming_the_field():
+@pytest.mark.parametrize("age, message", [
+    ("999", "invalid clinical context: age: Input should be less than or equal to 120"),
+    ("fifty", "invalid clinical context: age: age must be a number"),
+])
+def test_invalid_form_values_are_one_sentence_naming_the_field(age, message):
     specs = context_form()
-    values = [999 if s.name == "age" else None for s in specs]
+    values = [age if s.name == "age" else None for s in specs]
     with pytest.raises(CaseError) as err:
         context_from_values(specs, values)
-    assert str(err.value) == "invalid clinical context: age: Input should be less than or equal to 120"
+    assert str(err.value) == message
+
+
+def test_an_empty_age_box_means_not_given_never_zero():
+    specs = context_form()
+    assert context_from_values(specs, ["" if s.name == "age" else None for s in specs]).age is None
+    assert context_from_values(specs, [" 54 " if s.name == "age" else None for s in specs]).age == 54
 
 
 def test_report_html_escapes_model_output_and_shows_every_part():
