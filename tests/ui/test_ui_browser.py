@@ -140,11 +140,16 @@ def test_photo_to_report_exports_and_a_follow_up(ui, browser, tmp_path):
     assert outside == [], outside  # the page fetches nothing from the internet (fonts, analytics, CDNs)
 
 
-def test_a_blurred_photo_gets_retake_advice_before_any_generation(ui, browser, tmp_path):
+def test_an_example_in_one_click_and_a_blurred_photo_gets_retake_advice_first(ui, browser, tmp_path):
+    """The out-of-focus example: one click fills photo and form; its advice shows before any generation."""
     page = open_page(browser, ui.base)
-    upload(page, _photo(tmp_path, "blurred.jpg", tone=monk_rgb(9), blur=3.0))
+    assert page.locator(".da-example").count() == 3
+    page.locator(".da-example", has_text="Out-of-focus").click()
     advice = quality_text(page, "looks blurred")
     assert "retake it in focus" in advice
+    assert page.locator("#da-photos img").count() >= 1  # the example's photo is in the gallery
+    assert page.locator("#da-field-age input, #da-field-age textarea").first.input_value() == "34"
+    assert page.locator("#da-field-body_site input, #da-field-body_site textarea").first.input_value() == "forearm"
     page.locator("#da-submit").click()
     assert "continue anyway" in alert_text(page)
     assert page.locator("#da-progress .da-step").count() == 0  # no generation was spent
