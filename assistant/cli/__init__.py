@@ -33,10 +33,12 @@ def _mount() -> None:
     """Each surface owns its command module; this is the only place that knows them all."""
     from assistant.cli import kb, report, tools
     from assistant.serving.cli import serve
+    from assistant.ui.cli import ui
     from eval.cli import app as eval_app
 
     app.command()(report.report)
     app.command("serve")(serve)
+    app.command("ui")(ui)
     app.add_typer(kb.app, name="kb")
     app.add_typer(eval_app, name="eval")
     app.command("tiny-model")(tools.tiny_model)

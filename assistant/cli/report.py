@@ -65,6 +65,7 @@ def report(
         from assistant.core.case import Case, ClinicalContext, Symptoms
         from assistant.core.errors import CaseError, first_error
         from assistant.core.intake import load_images
+        from assistant.core.quality import assess_images
         from assistant.pipeline.render import report_markdown
 
         try:
@@ -79,8 +80,11 @@ def report(
             raise CaseError(f"invalid case: {first_error(exc, root='case')}") from None
         except ValueError as exc:
             raise CaseError(f"invalid case: {exc}") from None
-        # Images are checked before anything heavy loads: a bad file is a one-line error in well under a second.
+        # Images are checked before anything heavy loads: a bad file is a one-line error in well under a second,
+        # and quality advice (blur, exposure, …) is on stderr before the model starts; the report records it too.
         case = case.model_copy(update={"images": load_images(case.images)})
+        for finding in assess_images(case.images, case.modality):
+            typer.echo(f"warning: {finding.message}", err=True)
         config = flags.load()
         pipeline = build_pipeline(config)
         try:

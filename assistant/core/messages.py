@@ -14,6 +14,7 @@ from typing import Literal
 import prompts
 from assistant.core.case import ClinicalContext, Modality
 from assistant.core.intake import IntakeImage
+from assistant.core.report import Report
 from assistant.core.retrieval import Passage
 
 Role = Literal["system", "user", "assistant"]
@@ -74,6 +75,12 @@ def chat_messages(question: str, *, images: Sequence[IntakeImage] = (), context:
     parts: tuple[TextPart | ImagePart, ...] = (*(ImagePart(img) for img in images), TextPart(user))
     messages.append(ChatMessage("user", parts))
     return tuple(messages)
+
+
+def report_turn(report: Report) -> str:
+    """A finished report as the assistant's earlier turn, so follow-up questions are answered with it in context
+    (in-process through ``ReportPipeline.answer(report=...)``, over HTTP as an assistant message)."""
+    return prompts.render("chat/report.j2", report=report)
 
 
 def to_hf_messages(messages: Sequence[ChatMessage], *, image_key: str = "image",

@@ -26,7 +26,7 @@ def ground_citations(draft: ReportDraft, passages: list[Passage]) -> tuple[list[
                 continue
             if cid in by_id:
                 kept.append(cid)
-                cited.setdefault(cid, _citation(by_id[cid]))
+                cited.setdefault(cid, as_citation(by_id[cid]))
             elif cid not in dropped:
                 dropped.append(cid)
         items.append(DifferentialItem(**item.model_dump(exclude={"citation_ids"}), citation_ids=kept))
@@ -48,12 +48,13 @@ def cited_ids_in_text(text: str, passages: list[Passage]) -> tuple[list[Citation
     unknown: list[str] = []
     for marker in re.findall(r"\[([a-z0-9_#.\-]{2,128})\]", text):
         if marker in by_id:
-            found.setdefault(marker, _citation(by_id[marker]))
+            found.setdefault(marker, as_citation(by_id[marker]))
         elif marker not in unknown:
             unknown.append(marker)
     return list(found.values()), unknown
 
 
-def _citation(p: Passage) -> Citation:
+def as_citation(p: Passage) -> Citation:
+    """A passage as a report shows it: id, title, source, a snippet of at most ``SNIPPET_CHARS``."""
     snippet = p.text if len(p.text) <= SNIPPET_CHARS else p.text[: SNIPPET_CHARS - 3].rsplit(" ", 1)[0] + "..."
     return Citation(id=p.id, source=p.source, title=p.title, snippet=snippet, url=p.url)

@@ -1,14 +1,16 @@
 """The report pipeline: one case in, one validated, grounded, safety-checked report out.
 
-Every surface (CLI, HTTP endpoint, UI, batch, eval) calls ``ReportPipeline.run``. Steps: image intake →
-retrieval → prompt rendering → constrained generation → parse/validate (one retry, then fail closed) → citation
-grounding → ontology normalisation → deterministic safety layer → provenance.
+Every surface (CLI, HTTP endpoint, UI, batch, eval) calls ``ReportPipeline.run``. Steps: image intake (+ the
+image-quality gate, whose findings become limitations) → retrieval → prompt rendering → constrained generation →
+parse/validate (one retry, then fail closed) → citation grounding → ontology normalisation → deterministic safety
+layer → provenance. An optional ``progress`` callback hears each step as it starts (the UI streams them).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,8 +22,9 @@ from assistant.backends.base import Backend, GenerationRequest
 from assistant.core.case import Case, ClinicalContext, ImageSource
 from assistant.core.errors import CaseError, GenerationError, first_error
 from assistant.core.intake import IntakeImage, PixelBudget, load_images
-from assistant.core.messages import ChatMessage, chat_messages, report_messages, report_retry_message
+from assistant.core.messages import ChatMessage, chat_messages, report_messages, report_retry_message, report_turn
 from assistant.core.ontology import Ontology, default_ontology
+from assistant.core.quality import assess_images
 from assistant.core.report import (
     DISCLAIMER,
     Citation,
@@ -35,8 +38,18 @@ from assistant.core.report import (
     draft_json_schema,
 )
 from assistant.core.retrieval import NullRetriever, Retriever
-from assistant.pipeline.grounding import cited_ids_in_text, ground_citations
+from assistant.pipeline.grounding import as_citation, cited_ids_in_text, ground_citations
 from assistant.pipeline.safety import SafetyPolicy, apply_safety
+
+STEPS = ("intake", "retrieval", "generation", "validation", "safety")
+"""The steps ``ReportPipeline.run`` announces to its ``progress`` callback, in order ("generation" and "validation"
+come again when an invalid output is retried)."""
+
+Progress = Callable[[str], None]
+
+
+def _silent(step: str) -> None:
+    """The default progress callback: nobody listening."""
 
 
 class GenerationSettings(BaseModel):
@@ -64,7 +77,10 @@ class ChatAnswer(BaseModel):
     """A free-text, grounded answer (chat turns, VQA)."""
 
     text: str
-    citations: list[Citation] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list, description="the retrieved passages the answer cites")
+    consulted: list[Citation] = Field(
+        default_factory=list, description="every passage retrieved for the answer (the model was shown them), so a "
+                                          "reader can check the grounding even where the text cites none")
     flagged_conditions: list[str] = Field(default_factory=list, description="malignant/emergency conditions named")
     safety_notes: list[str] = Field(default_factory=list)
     disclaimer: str = DISCLAIMER
@@ -85,17 +101,23 @@ class ReportPipeline:
         return prompts.PROMPT_VERSION
 
     # -- reports ------------------------------------------------------------------------------------------------
-    def run(self, case: Case, adapter: str | None = None, *, max_new_tokens: int | None = None) -> Report:
-        """``max_new_tokens`` overrides the settings for this call (e.g. an API client's max_tokens)."""
+    def run(self, case: Case, adapter: str | None = None, *, max_new_tokens: int | None = None,
+            progress: Progress | None = None) -> Report:
+        """``max_new_tokens`` overrides the settings for this call (e.g. an API client's max_tokens); ``progress``
+        is called with each of ``STEPS`` as it starts (it must be quick; an exception in it aborts the run)."""
+        step = progress or _silent
         t0 = time.perf_counter()
+        step("intake")
         images = self.intake(case.images)
+        quality_limits = [finding.message for finding in assess_images(images, case.modality)]
         t1 = time.perf_counter()
+        step("retrieval")
         passages = self.retriever.retrieve(case, self.settings.retrieval_k)
         t2 = time.perf_counter()
         messages = report_messages(case.context, case.modality, images, passages)
         schema = draft_json_schema([p.id for p in passages]) if self.settings.generation.constrained_decoding else None
         draft, attempts, usage = self._generate_draft(messages, schema, adapter,
-                                                      max_new_tokens or self.settings.generation.max_new_tokens)
+                                                      max_new_tokens or self.settings.generation.max_new_tokens, step)
         t3 = time.perf_counter()
         items, citations, grounding, grounding_limits = ground_citations(draft, passages)
         for item in items:
@@ -112,9 +134,10 @@ class ReportPipeline:
         report = Report(
             findings=draft.findings, differential=items, diagnosis=diagnosis, triage=draft.triage,
             red_flags=draft.red_flags, recommendations=draft.recommendations, citations=citations,
-            limitations=[*draft.limitations, *grounding_limits], grounding=grounding, provenance=provenance,
-            context=ReportContext.from_case(case),
+            limitations=[*quality_limits, *draft.limitations, *grounding_limits], grounding=grounding,
+            provenance=provenance, context=ReportContext.from_case(case),
         )
+        step("safety")
         report = apply_safety(report, case, self.ontology, self.settings.safety)
         report.provenance.timings.total_ms = _ms(t0, time.perf_counter())
         return report
@@ -123,7 +146,7 @@ class ReportPipeline:
         return load_images(sources, self.settings.pixel_budget)
 
     def _generate_draft(self, messages: tuple[ChatMessage, ...], schema: dict | None, adapter: str | None,
-                        max_new_tokens: int) -> tuple[ReportDraft, int, Usage]:
+                        max_new_tokens: int, step: Progress = _silent) -> tuple[ReportDraft, int, Usage]:
         problem = ""
         usage = Usage()
         generation = self.settings.generation
@@ -131,7 +154,9 @@ class ReportPipeline:
             request = GenerationRequest(messages=messages, json_schema=schema, adapter=adapter,
                                         max_new_tokens=max_new_tokens, temperature=generation.temperature,
                                         seed=generation.seed)
+            step("generation")
             result = self.backend.generate(request)
+            step("validation")
             usage.prompt_tokens += result.prompt_tokens
             usage.completion_tokens += result.completion_tokens
             try:
@@ -145,10 +170,13 @@ class ReportPipeline:
     # -- free-text answers (chat, VQA) --------------------------------------------------------------------------
     def answer(self, question: str, images: list[ImageSource] | None = None, context: ClinicalContext | None = None,
                history: list[tuple[str, str]] | None = None, adapter: str | None = None, *,
-               max_new_tokens: int | None = None) -> ChatAnswer:
-        """A grounded free-text answer; ``history`` is earlier (role, text) turns of the conversation."""
+               max_new_tokens: int | None = None, report: Report | None = None) -> ChatAnswer:
+        """A grounded free-text answer; ``history`` is earlier (role, text) turns of the conversation. With
+        ``report`` (a follow-up about a case already reported) the report comes first, as the assistant's turn."""
         if not question.strip():
             raise CaseError("the question is empty")
+        if report is not None:
+            history = [("assistant", report_turn(report)), *(history or [])]
         t0 = time.perf_counter()
         clean = self.intake(images or [])
         t1 = time.perf_counter()
@@ -174,8 +202,8 @@ class ReportPipeline:
                                                             generation_ms=_ms(t2, t3), total_ms=_ms(t0, t3)),
             usage=Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens),
             image_sha256=[img.sha256 for img in clean])
-        return ChatAnswer(text=result.text, citations=citations, flagged_conditions=flagged, safety_notes=notes,
-                          provenance=provenance)
+        return ChatAnswer(text=result.text, citations=citations, consulted=[as_citation(p) for p in passages],
+                          flagged_conditions=flagged, safety_notes=notes, provenance=provenance)
 
     def _flagged_mentions(self, text: str) -> list[str]:
         """Malignant or emergency conditions named anywhere in free text (exact ontology names/synonyms)."""

@@ -25,6 +25,7 @@ from assistant.app.config import ServingConfig
 from assistant.core.case import Case, ClinicalContext, Modality, Symptoms
 from assistant.core.errors import first_error
 from assistant.core.intake import IntakeImage, load_image
+from assistant.core.quality import assess_images
 from assistant.core.report import Report, report_json_schema
 from assistant.pipeline.pipeline import ReportPipeline
 from assistant.serving.config import CHAT_MODEL, REPORT_MODEL
@@ -220,7 +221,8 @@ class ServingService:
         if prepared.client_schema is not None and _canonical(prepared.client_schema) not in self._report_schemas:
             check_against_schema(json.loads(content), prepared.client_schema)
         return content, {"task": "report", "triage": report.triage.urgency, "safety_actions": len(report.safety),
-                         "disclaimer": report.disclaimer}
+                         "disclaimer": report.disclaimer,
+                         "warnings": [f.message for f in assess_images(prepared.images, prepared.modality)]}
 
     def complete(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
         return self.execute(self.prepare(request))

@@ -113,3 +113,16 @@ def test_tiny_model_command_builds_a_loadable_model_and_adapter(tmp_path, lesion
 
 def test_schema_command_prints_the_packaged_schema():
     assert json.loads(run("schema").stdout) == packaged_report_schema()
+
+
+def test_photo_quality_advice_is_a_stderr_warning_and_a_report_limitation(tiny_vllm_server, tmp_path):
+    from support.skin import fitzpatrick_rgb, png, skin_photo
+
+    blurred = tmp_path / "blurred.png"
+    blurred.write_bytes(png(skin_photo(fitzpatrick_rgb("VI"), blur=3.0)))
+    proc = run("report", str(blurred), "--backend", "openai", "--base-url", f"{tiny_vllm_server.base}/v1",
+               "--model", "tiny", "--no-retrieval", "--format", "json")
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: image 1 looks blurred: retake it in focus")
+    report = json.loads(proc.stdout)  # stdout is the report alone
+    assert warnings[0].removeprefix("warning: ") in report["limitations"]

@@ -82,3 +82,19 @@ def test_system_prompt_gives_the_colour_guidance_the_corpus_says_it_gives():
         assert phrase.lower() in claim.lower(), phrase
         assert phrase.lower() in prompt.lower(), phrase
     assert "violaceous" in prompt and "palms" in prompt
+
+
+def test_a_report_becomes_the_assistant_turn_of_a_follow_up():
+    """`ReportPipeline.answer(report=...)` and the UI's thin client both put this text before the question."""
+    from assistant.core.messages import chat_messages, report_turn
+    from support.reports import first_chunk_ids, grounded_report
+
+    report = grounded_report(first_chunk_ids(2))
+    turn = report_turn(report)
+    assert report.red_flags  # melanoma: the safety layer added one
+    for expected in (f"Triage: {report.triage.urgency} — {report.triage.action}",
+                     "Most likely: melanoma (confidence 45%)", "melanoma 45% [", "seborrheic keratosis 35%",
+                     f"Red flags: {report.red_flags[0]}"):
+        assert expected in turn, expected
+    messages = chat_messages("What next?", history=[("assistant", turn)])
+    assert [m.role for m in messages] == ["system", "assistant", "user"]

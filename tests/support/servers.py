@@ -38,13 +38,13 @@ class Server:
     """A subprocess in its own process group, waited for (children included) on stop."""
 
     def __init__(self, cmd: list[str], port: int, log_name: str, ready_path: str = "/health",
-                 timeout_s: float = 240.0) -> None:
+                 timeout_s: float = 240.0, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.log_path = session_home() / f"{log_name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server's log for its lifetime; closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=server_env(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**server_env(), **(env or {})}, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:
