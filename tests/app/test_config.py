@@ -95,3 +95,18 @@ def test_active_adapter(tmp_path):
     path.write_text("backend:\n  adapters: {one: /x, two: /y}\nadapter: three\n")
     with pytest.raises(ConfigError, match="'three' is not among the configured adapters"):
         ModelFlags(config=path).load().active_adapter()
+
+
+def test_serving_concurrency_follows_a_batching_engine_unless_set(tmp_path, monkeypatch):
+    """The in-process vLLM engine batches concurrent requests, so an unset max_concurrency lets 32 in; anything the
+    user set (file, environment, flag) is kept as is."""
+    default = load_app_config().serving
+    assert default.for_backend("vllm").max_concurrency == 32
+    assert default.for_backend("transformers").max_concurrency == 4
+    path = tmp_path / "c.yaml"
+    path.write_text("serving:\n  max_concurrency: 2\n")
+    assert load_app_config(path).serving.for_backend("vllm").max_concurrency == 2
+    monkeypatch.setenv("DERMASSIST_SERVING__MAX_CONCURRENCY", "3")
+    assert load_app_config().serving.for_backend("vllm").max_concurrency == 3
+    assert load_app_config(overrides={"serving": {"max_concurrency": 5}}).serving.for_backend("vllm") \
+        .max_concurrency == 5
