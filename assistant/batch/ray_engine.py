@@ -31,6 +31,7 @@ from assistant.core.intake import PixelBudget
 ENV_PREFIXES = ("DERMASSIST_", "HF_", "TRANSFORMERS_", "VLLM_", "TOKENIZERS_", "OMP_", "PYTHONPATH",
                 "ANONYMIZED_TELEMETRY", "GRADIO_", "DO_NOT_TRACK")
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # a local cluster only carries cases, PNGs and reports
+INTAKE_CPUS = 0.25  # decoding a few images: light, and it must fit beside actors that hold whole CPUs
 
 
 def _intake_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -88,9 +89,9 @@ class RayEngine:
                                       configure_logging=False)
         if address:
             kwargs["address"] = address
-        else:  # a private local cluster, sized for the actors plus the intake tasks, torn down in close()
+        else:  # a private loopback cluster, sized for the actors plus the intake tasks, torn down in close()
             kwargs.update(num_cpus=max(2, int(actors * cpus_per_actor) + 1),
-                          object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+                          object_store_memory=LOCAL_OBJECT_STORE_BYTES, _node_ip_address="127.0.0.1")
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -109,7 +110,7 @@ class RayEngine:
                 for c in cases]
         dataset = (
             ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // self.batch_size + 1)))
-            .map(_intake_row)
+            .map(_intake_row, num_cpus=INTAKE_CPUS)
             .map_batches(ReportActor, fn_constructor_kwargs={"config": self.config, "adapter": self.adapter},
                          batch_size=self.batch_size, num_cpus=self.cpus_per_actor,
                          compute=ray.data.ActorPoolStrategy(size=self.actors, max_tasks_in_flight_per_actor=2),

@@ -31,9 +31,14 @@ def ray_address():
     machine); a short temp dir because Ray's socket paths must fit in 107 characters."""
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    # Loopback only, and no fixed default ports (10001, 8265, 52365) another Ray on the machine may hold.
+    ports = [f"--{name}={free_port()}" for name in ("ray-client-server-port", "dashboard-port",
+                                                     "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                     "metrics-export-port", "runtime-env-agent-port")]
     proc = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=3", "--object-store-memory=80000000",
-         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"],
+        [str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", *ports,
+         "--num-cpus=3", "--object-store-memory=80000000", "--include-dashboard=false", "--disable-usage-stats",
+         f"--temp-dir={temp}", "--block"],
         cwd=REPO, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 180
