@@ -138,7 +138,7 @@ def _start(store, manifest, identity: dict, *, batch_size: int, retry_errors: bo
     from assistant.core.errors import ConfigError
 
     previous = outputs.read_run_info(store.out)
-    if previous is not None and previous.identity() != tuple(identity.values()):
+    if previous is not None and previous.identity() != identity:
         raise ConfigError(f"{store.out} holds reports from another setup (model {previous.model}, backend "
                           f"{previous.backend}, adapter {previous.adapter}, prompts {previous.prompt_version}, "
                           f"knowledge base {previous.kb_version}); resume with the same settings or use a new --out")

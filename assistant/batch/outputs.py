@@ -68,9 +68,10 @@ class RunInfo(BaseModel):
     counts: Counts
     runs: list[Invocation] = Field(default_factory=list)
 
-    def identity(self) -> tuple:
+    def identity(self) -> dict[str, str | None]:
         """What the reports in a folder depend on; a resumed run must match it."""
-        return self.model, self.backend, self.adapter, self.prompt_version, self.kb_version
+        return {"model": self.model, "backend": self.backend, "adapter": self.adapter,
+                "prompt_version": self.prompt_version, "kb_version": self.kb_version}
 
 
 def read_run_info(out: Path) -> RunInfo | None:

@@ -25,12 +25,13 @@ from typing import Any
 
 from assistant.batch.manifest import BatchCase
 from assistant.batch.work import CaseResult, Prepared, intake, report_chunk
-from assistant.core.errors import ConfigError, DermassistError
+from assistant.core.errors import BackendError, ConfigError, DermassistError
 from assistant.core.intake import PixelBudget
 
 ENV_PREFIXES = ("DERMASSIST_", "HF_", "TRANSFORMERS_", "VLLM_", "TOKENIZERS_", "OMP_", "PYTHONPATH",
                 "ANONYMIZED_TELEMETRY", "GRADIO_", "DO_NOT_TRACK")
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # a local cluster only carries cases, PNGs and reports
+ACTOR_START_TIMEOUT_S = 1800  # loading a large model on a busy node takes minutes
 INTAKE_CPUS = 0.25  # decoding a few images: light, and it must fit beside actors that hold whole CPUs
 
 
@@ -102,6 +103,9 @@ class RayEngine:
         context = DataContext.get_current()
         context.enable_progress_bars = False  # ours is the one progress bar (stderr)
         context.print_on_execution_start = False
+        # Work starts when the whole pool is up (so it spreads over every engine), and an actor that cannot start
+        # (no GPU free, a model that does not load) fails the run instead of leaving it waiting.
+        context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
 
     def process(self, cases: Sequence[BatchCase], stop: threading.Event) -> Iterator[CaseResult]:
         import ray.data
@@ -116,17 +120,28 @@ class RayEngine:
                          compute=ray.data.ActorPoolStrategy(size=self.actors, max_tasks_in_flight_per_actor=2),
                          max_concurrency=2)
         )
-        for row in dataset.iter_rows():
+        rows_out = iter(dataset.iter_rows())
+        while not stop.is_set():  # leaving the iterator stops the dataset; unrecorded cases run in the next pass
+            try:
+                row = next(rows_out, None)
+            except Exception as exc:  # an actor that cannot start, a lost node: Ray raises it here
+                raise BackendError(f"the Ray pipeline failed: {_first_line(exc)}") from None
+            if row is None:
+                return
             result = CaseResult.model_validate_json(row["result"])
             result.thumbnail = bytes(row["thumbnail"]) or None
             yield result
-            if stop.is_set():
-                break  # leaving the iterator stops the dataset; unrecorded cases run in the next pass
 
     def close(self) -> None:
         import ray
 
         ray.shutdown()
+
+
+def _first_line(exc: BaseException) -> str:
+    """Ray wraps a worker's exception in a long report; its last non-empty line names the cause."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
 class _Failure(DermassistError):

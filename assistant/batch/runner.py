@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from assistant.batch.engines import Engine
@@ -51,7 +51,6 @@ class Progress:
     retries: int = 0
     seconds: float = 0.0
     stopped: str | None = None  # why the run stopped early (backend gone, interrupted)
-    waits: list[float] = field(default_factory=list)
 
 
 def plan(store: ResultStore, manifest: Manifest, previous_fingerprint: str | None, *, on_change: OnChange,
@@ -125,7 +124,6 @@ def run(engine: Engine, store: ResultStore, todo: list[BatchCase], *, total: int
                 break
             wait = retry_wait_s * 2 ** max(0, stalls - 1)
             state.retries += 1
-            state.waits.append(wait)
             bar.write(f"dermassist batch: {problem}; {len(pending)} case(s) left, retrying in {wait:.1f} s "
                       f"(retry {stalls} of {max_retries} without progress)", file=sys.stderr)
             sleep(wait)
