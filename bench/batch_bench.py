@@ -229,13 +229,22 @@ def main() -> None:
     arms = set(args.arms.split(","))
     rows: list[dict] = []
     load = [os.getloadavg()[0]]
+
+    def done(new: list[dict]) -> None:
+        """Each arm's rows as soon as it ends (stderr, and --out): a long run that is stopped keeps what it measured."""
+        rows.extend(new)
+        for row in new:
+            print(json.dumps(row), file=sys.stderr, flush=True)
+        if args.out:
+            args.out.write_text(json.dumps({"rows": rows, "n": args.n, "load": load}, indent=2))
+
     if arms & {"a", "b"}:
-        rows += in_process("transformers", model, cases, args.retrieval)
+        done(in_process("transformers", model, cases, args.retrieval))
     if arms & {"c", "d"}:
-        rows += in_process("vllm", model, cases, args.retrieval)
+        done(in_process("vllm", model, cases, args.retrieval))
     if "e" in arms:
-        rows.append(endpoint("vllm", model, cases, args.retrieval, args.concurrency))
-        rows.append(endpoint("transformers", model, cases, args.retrieval, args.concurrency))
+        done([endpoint("vllm", model, cases, args.retrieval, args.concurrency)])
+        done([endpoint("transformers", model, cases, args.retrieval, args.concurrency)])
     load.append(os.getloadavg()[0])
     print(table(rows))
     print(f"\n{args.n} cases per arm, retrieval {'on' if args.retrieval else 'off'}, 1-min load average "
