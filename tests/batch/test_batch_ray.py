@@ -23,6 +23,10 @@ from support.paths import BIN, REPO
 
 pytestmark = pytest.mark.slow
 N_GOOD = 5
+# Ray 2.60 turns token auth on by itself once ~/.ray/auth_token exists (any earlier local ``ray.init`` writes it), and
+# on this machine a ``ray start`` head then refuses the driver's token ("InvalidAuthToken"). This cluster is private
+# to the test and bound to loopback, so it runs without auth; head and driver must agree on that.
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def ray_address():
         [str(BIN / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", *ports,
          "--num-cpus=3", "--object-store-memory=80000000", "--include-dashboard=false", "--disable-usage-stats",
          f"--temp-dir={temp}", "--block"],
-        cwd=REPO, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, stdout=subprocess.DEVNULL,
+        cwd=REPO, env={**os.environ, **RAY_ENV}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 180
     while True:
@@ -75,7 +79,7 @@ def _manifest(root: Path) -> Path:
 
 def _batch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "dermassist"), "batch", *args], capture_output=True, text=True, timeout=900,
-                          env=os.environ.copy())
+                          env={**os.environ, **RAY_ENV})
 
 
 def _records(out: Path) -> dict[str, dict]:
