@@ -52,12 +52,15 @@ def build_retriever(config: RetrievalConfig) -> Retriever:
                                    embedding_model=config.embedding_model, k=config.k, reranker=config.reranker)
 
 
-def build_pipeline(config: AppConfig) -> ReportPipeline:
-    """The pipeline every surface runs. The retriever is built before the backend: a broken store fails fast."""
+def build_pipeline(config: AppConfig, *, backend: BackendConfig | None = None,
+                   retriever: Retriever | None = None) -> ReportPipeline:
+    """The pipeline every surface runs. The retriever is built before the backend: a broken store fails fast.
+    ``backend`` / ``retriever``: already resolved or built by the caller (``dermassist batch`` checks what a
+    folder's reports were made with before it loads a model)."""
     config.active_adapter()  # a named adapter that is not configured fails before anything loads
-    retriever = build_retriever(config.retrieval)
+    retriever = retriever or build_retriever(config.retrieval)
     settings = PipelineSettings(retrieval_k=config.retrieval.k, generation=config.generation, safety=config.safety)
-    return ReportPipeline(create_backend(resolve_backend_config(config)), retriever, settings=settings)
+    return ReportPipeline(create_backend(backend or resolve_backend_config(config)), retriever, settings=settings)
 
 
 def upstream_model(base_url: str, api_key: str | None) -> str:

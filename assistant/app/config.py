@@ -50,6 +50,11 @@ class RetrievalConfig(BaseModel):
     reranker: str | None = Field(None, description="optional cross-encoder name or path")
 
 
+# Engines that batch concurrent requests (continuous batching) want many at once; an engine that runs one request at
+# a time gains nothing from more than a few. Used when max_concurrency is not set anywhere.
+BATCHING_CONCURRENCY = {"vllm": 32}
+
+
 class ServingConfig(BaseModel):
     """``dermassist serve``: address, limits and the image policy. Every field has a safe default."""
 
@@ -73,9 +78,16 @@ class ServingConfig(BaseModel):
     max_tokens: int = Field(2048, ge=16, description="cap on a request's max_tokens")
     max_messages: int = Field(64, ge=1)
     max_text_chars: int = Field(32_000, ge=1, description="all message text together")
-    max_concurrency: int = Field(4, ge=1, description="requests processed at once")
+    max_concurrency: int = Field(4, ge=1, description="requests processed at once (unset: 32 with the in-process "
+                                                     "vLLM engine, which batches them; see BATCHING_CONCURRENCY)")
     max_queue: int = Field(64, ge=0, description="requests waiting for a slot; beyond: 429")
     stream_chunk_chars: int = Field(128, ge=1)
+
+    def for_backend(self, backend: str) -> ServingConfig:
+        """These limits for ``backend``: an unset ``max_concurrency`` follows ``BATCHING_CONCURRENCY``."""
+        if "max_concurrency" in self.model_fields_set or backend not in BATCHING_CONCURRENCY:
+            return self
+        return self.model_copy(update={"max_concurrency": BATCHING_CONCURRENCY[backend]})
 
 
 class AppConfig(BaseSettings):

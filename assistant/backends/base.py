@@ -8,6 +8,7 @@ schema with its own constrained decoder (xgrammar in transformers, structured ou
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -15,7 +16,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.core.case import MAX_IMAGES_PER_CASE
-from assistant.core.errors import ConfigError
+from assistant.core.errors import ConfigError, DermassistError
 from assistant.core.messages import ChatMessage
 
 
@@ -66,6 +67,9 @@ class BackendConfig(BaseModel):
     enable_prefix_caching: bool = Field(
         True, description="vllm only; off for bit-exact reproducibility (cached KV can flip near-tied greedy choices)")
     quantization: Literal["none", "4bit", "8bit"] = Field("none", description="transformers only, via bitsandbytes")
+    max_batch_size: int = Field(
+        8, ge=1, le=256, description="transformers: conversations per batched generate call (padding costs memory); "
+                                     "openai: requests kept in flight by generate_batch")
 
     def check_adapter(self, name: str | None) -> None:
         """A request may only name an adapter this backend was configured with."""
@@ -88,11 +92,22 @@ class BackendConfig(BaseModel):
         return model
 
 
+# One outcome per request of a batch: its result, or the one-line error that request alone ran into.
+GenerationOutcome = GenerationResult | DermassistError
+
+
 @runtime_checkable
 class Backend(Protocol):
+    """``generate`` is safe to call from many threads at once; ``generate_batch`` hands the backend a whole batch
+    (one engine batch where it can: vLLM schedules all of it at once, transformers pads and runs ``generate`` on
+    groups, openai keeps ``max_batch_size`` requests in flight). A request that fails is its own error outcome,
+    never the batch's; outcomes come back in request order."""
+
     name: str
     config: BackendConfig
 
     def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutcome]: ...
 
     def close(self) -> None: ...

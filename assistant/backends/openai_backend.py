@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
-from assistant.core.errors import BackendError, ConfigError
+from assistant.backends.base import BackendConfig, GenerationOutcome, GenerationRequest, GenerationResult
+from assistant.core.errors import BackendError, ConfigError, DermassistError, GenerationCancelled
 from assistant.core.messages import ChatMessage, ImagePart
 
 T = TypeVar("T")
@@ -55,6 +56,21 @@ class OpenAIBackend:
                                 prompt_tokens=usage.prompt_tokens if usage else 0,
                                 completion_tokens=usage.completion_tokens if usage else 0,
                                 finish_reason=choice.finish_reason or "stop")
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutcome]:
+        """``max_batch_size`` requests in flight at once: the server (vLLM) batches what arrives together."""
+
+        def one(request: GenerationRequest) -> GenerationOutcome:
+            if request.cancel is not None and request.cancel.is_set():
+                return GenerationCancelled("the request was cancelled before generation finished")
+            try:
+                return self.generate(request)
+            except DermassistError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.config.max_batch_size, len(requests))),
+                                thread_name_prefix="dermassist-openai") as pool:
+            return list(pool.map(one, requests))
 
     def close(self) -> None:
         self.client.close()

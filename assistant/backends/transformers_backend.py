@@ -2,16 +2,20 @@
 
 The JSON grammar is compiled compact (no free whitespace) exactly as vLLM does with ``disable_any_whitespace``,
 so greedy output here and from vLLM is token-for-token the same for the same prompt.
+
+``generate_batch`` pads on the left and runs one ``generate`` per group of requests that share generation settings
+and adapter (at most ``max_batch_size`` conversations each), with one grammar per row.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 
-from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
+from assistant.backends.base import BackendConfig, GenerationOutcome, GenerationRequest, GenerationResult
 from assistant.backends.common import first_line, torch_dtype
-from assistant.core.errors import BackendError, ConfigError
+from assistant.core.errors import BackendError, ConfigError, DermassistError, GenerationCancelled
 from assistant.core.messages import to_hf_messages
 
 
@@ -64,7 +68,7 @@ class TransformersBackend:
             peft_model.load_adapter(path, adapter_name=name)
         return peft_model
 
-    def _logits_processor(self, schema: dict):
+    def _compile(self, schema: dict):
         import xgrammar as xgr
 
         if self._tokenizer_info is None:
@@ -72,9 +76,12 @@ class TransformersBackend:
             self._tokenizer_info = xgr.TokenizerInfo.from_huggingface(self.processor.tokenizer,
                                                                       vocab_size=vocab_size)
             self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
-        compiled = self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False,
-                                                      separators=(",", ":"))
-        return xgr.contrib.hf.LogitsProcessor(compiled)  # stateful: a new one per generate() call
+        return self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+
+    def _logits_processor(self, schema: dict):
+        import xgrammar as xgr
+
+        return xgr.contrib.hf.LogitsProcessor(self._compile(schema))  # stateful: a new one per generate() call
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         import torch
@@ -107,6 +114,101 @@ class TransformersBackend:
         return GenerationResult(text=text, model=self.config.model, adapter=request.adapter,
                                 prompt_tokens=prompt_len, completion_tokens=len(new_tokens), finish_reason=finish)
 
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutcome]:
+        outcomes: list[GenerationOutcome | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, request in enumerate(requests):
+            try:
+                self.config.check_adapter(request.adapter)
+            except DermassistError as exc:
+                outcomes[i] = exc
+                continue
+            key = (request.adapter, request.max_new_tokens, request.temperature, request.top_p, request.seed,
+                   request.json_schema is None)
+            groups.setdefault(key, []).append(i)
+        size = self.config.max_batch_size
+        for indices in groups.values():
+            for start in range(0, len(indices), size):
+                chunk = indices[start:start + size]
+                try:
+                    results = self._generate_padded([requests[i] for i in chunk])
+                except DermassistError as exc:
+                    results = [exc] * len(chunk)
+                for i, result in zip(chunk, results, strict=True):
+                    outcomes[i] = result
+        return [o for o in outcomes if o is not None]
+
+    def _generate_padded(self, requests: list[GenerationRequest]) -> list[GenerationOutcome]:
+        """One left-padded ``generate`` for requests with the same settings and adapter; row i is request i."""
+        import torch
+
+        first = requests[0]
+        inputs = self.processor.apply_chat_template(
+            [to_hf_messages(r.messages) for r in requests], add_generation_prompt=True, tokenize=True,
+            return_dict=True, return_tensors="pt", processor_kwargs={"padding": True, "padding_side": "left"},
+        ).to(self._device)
+        gen_kwargs: dict = {"max_new_tokens": first.max_new_tokens, "do_sample": first.temperature > 0}
+        if first.temperature > 0:
+            gen_kwargs.update(temperature=first.temperature, top_p=first.top_p)
+        if first.json_schema is not None:
+            gen_kwargs["logits_processor"] = [self._batch_logits_processor([r.json_schema or {} for r in requests])]
+        cancels = [r.cancel for r in requests]
+        if any(c is not None for c in cancels):
+            gen_kwargs["stopping_criteria"] = [_cancelled_rows(cancels)]
+        prompt_len = inputs["input_ids"].shape[1]
+        with self._lock, torch.inference_mode():
+            torch.manual_seed(first.seed)
+            try:
+                if self.config.adapters and first.adapter is None:
+                    with self.model.disable_adapter():
+                        output = self.model.generate(**inputs, **gen_kwargs)
+                else:
+                    if first.adapter is not None:
+                        self.model.set_adapter(first.adapter)
+                    output = self.model.generate(**inputs, **gen_kwargs)
+            except RuntimeError as exc:
+                raise BackendError(f"generation failed in the transformers backend: {first_line(exc)}") from None
+        eos = set(self._eos_ids())
+        results: list[GenerationOutcome] = []
+        for row, request in enumerate(requests):
+            if request.cancel is not None and request.cancel.is_set():
+                results.append(GenerationCancelled("the request was cancelled before generation finished"))
+                continue
+            new_tokens = output[row, prompt_len:].tolist()
+            # Rows that finished early are padded to the longest row: keep up to and including the first EOS.
+            end = next((i + 1 for i, token in enumerate(new_tokens) if token in eos), len(new_tokens))
+            new_tokens = new_tokens[:end]
+            text = self.processor.tokenizer.decode(new_tokens, skip_special_tokens=True)
+            finish = "length" if len(new_tokens) >= request.max_new_tokens else "stop"
+            results.append(GenerationResult(
+                text=text, model=self.config.model, adapter=request.adapter,
+                prompt_tokens=int(inputs["attention_mask"][row].sum()), completion_tokens=len(new_tokens),
+                finish_reason=finish))
+        return results
+
+    def _batch_logits_processor(self, schemas: list[dict]):
+        """One grammar per row (reports cite different retrieved passages, so their schemas differ)."""
+        import xgrammar as xgr
+
+        return xgr.contrib.hf.LogitsProcessor([self._compile(schema) for schema in schemas])
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.model.generation_config.eos_token_id
+        return [eos] if isinstance(eos, int) else list(eos or [])
+
     def close(self) -> None:
         self.model = None
+
+
+def _cancelled_rows(events: list[threading.Event | None]):
+    """A stopping criterion that ends the rows whose caller withdrew (their outcome is ``GenerationCancelled``)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class CancelledRows(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.tensor([e is not None and e.is_set() for e in events], dtype=torch.bool,
+                                device=input_ids.device)
+
+    return CancelledRows()
 

@@ -31,6 +31,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def _mount() -> None:
     """Each surface owns its command module; this is the only place that knows them all."""
+    from assistant.batch.cli import batch
     from assistant.cli import kb, report, tools
     from assistant.serving.cli import serve
     from assistant.ui.cli import ui
@@ -39,6 +40,7 @@ def _mount() -> None:
     app.command()(report.report)
     app.command("serve")(serve)
     app.command("ui")(ui)
+    app.command("batch")(batch)
     app.add_typer(kb.app, name="kb")
     app.add_typer(eval_app, name="eval")
     app.command("tiny-model")(tools.tiny_model)

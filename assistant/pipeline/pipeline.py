@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import prompts
 from assistant import __version__
-from assistant.backends.base import Backend, GenerationRequest
+from assistant.backends.base import Backend, GenerationRequest, GenerationResult
 from assistant.core.case import Case, ClinicalContext, ImageSource
-from assistant.core.errors import CaseError, GenerationError, first_error
+from assistant.core.errors import CaseError, DermassistError, GenerationError, first_error
 from assistant.core.intake import IntakeImage, PixelBudget, load_images
 from assistant.core.messages import ChatMessage, chat_messages, report_messages, report_retry_message, report_turn
 from assistant.core.ontology import Ontology, default_ontology
@@ -37,7 +37,7 @@ from assistant.core.report import (
     Usage,
     draft_json_schema,
 )
-from assistant.core.retrieval import NullRetriever, Retriever
+from assistant.core.retrieval import NullRetriever, Passage, Retriever
 from assistant.pipeline.grounding import as_citation, cited_ids_in_text, ground_citations
 from assistant.pipeline.safety import SafetyPolicy, apply_safety
 
@@ -87,6 +87,47 @@ class ChatAnswer(BaseModel):
     provenance: Provenance
 
 
+@dataclass
+class _ReportJob:
+    """One case on its way through the pipeline: the prompt, the attempts so far and, once valid, the draft."""
+
+    case: Case
+    adapter: str | None
+    images: list[IntakeImage]
+    passages: list[Passage]
+    messages: tuple[ChatMessage, ...]
+    schema: dict | None
+    max_new_tokens: int
+    temperature: float
+    seed: int
+    t0: float
+    t1: float
+    t2: float
+    attempts: int = 0
+    usage: Usage = field(default_factory=Usage)
+    quality_limits: list[str] = field(default_factory=list)
+    draft: ReportDraft | None = None
+
+    def request(self) -> GenerationRequest:
+        return GenerationRequest(messages=self.messages, json_schema=self.schema, adapter=self.adapter,
+                                 max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed)
+
+    def take(self, result: GenerationResult) -> str:
+        """Count the attempt; keep the draft if it validates, else extend the conversation for the retry (it shows
+        the model its own output and what was wrong with it) and return the problem."""
+        self.attempts += 1
+        self.usage.prompt_tokens += result.prompt_tokens
+        self.usage.completion_tokens += result.completion_tokens
+        try:
+            self.draft = ReportDraft.model_validate_json(result.text)
+            return ""
+        except ValidationError as exc:
+            problem = _describe(exc, result.finish_reason)
+        self.messages = (*self.messages, ChatMessage.text("assistant", result.text[:4000]),
+                         report_retry_message(problem))
+        return problem
+
+
 class ReportPipeline:
     def __init__(self, backend: Backend, retriever: Retriever | None = None, *,
                  settings: PipelineSettings | None = None, ontology: Ontology | None = None) -> None:
@@ -106,6 +147,52 @@ class ReportPipeline:
         """``max_new_tokens`` overrides the settings for this call (e.g. an API client's max_tokens); ``progress``
         is called with each of ``STEPS`` as it starts (it must be quick; an exception in it aborts the run)."""
         step = progress or _silent
+        job = self._prepare(case, adapter, max_new_tokens, step)
+        problem = ""
+        for _attempt in (1, 2):
+            step("generation")
+            result = self.backend.generate(job.request())
+            step("validation")
+            problem = job.take(result)
+            if job.draft is not None:
+                return self._finish(job, step)
+        raise GenerationError(f"the model did not produce a valid report after 2 attempts ({problem})")
+
+    def run_batch(self, cases: Sequence[Case], adapter: str | None = None, *,
+                  max_new_tokens: int | None = None) -> list[Report | DermassistError]:
+        """Many cases at once: the same steps as ``run`` per case, with each generation round handed to the backend
+        as one batch (``Backend.generate_batch``). One outcome per case, in order: a case that fails (bad image,
+        invalid output after the retry, backend error) is its ``DermassistError``, never the batch's. Under greedy
+        decoding a case gets the same report here as from ``run``."""
+        outcomes: list[Report | DermassistError | None] = [None] * len(cases)
+        jobs: dict[int, _ReportJob] = {}
+        for i, case in enumerate(cases):
+            try:
+                jobs[i] = self._prepare(case, adapter, max_new_tokens)
+            except DermassistError as exc:
+                outcomes[i] = exc
+        problems: dict[int, str] = {}
+        for _attempt in (1, 2):
+            pending = [i for i in jobs if outcomes[i] is None]
+            if not pending:
+                break
+            results = self.backend.generate_batch([jobs[i].request() for i in pending])
+            for i, result in zip(pending, results, strict=True):
+                if isinstance(result, DermassistError):
+                    outcomes[i] = result
+                    continue
+                problems[i] = jobs[i].take(result)
+                if jobs[i].draft is not None:
+                    outcomes[i] = self._finish_safely(jobs[i])
+        for i in jobs:
+            if outcomes[i] is None:
+                outcomes[i] = GenerationError(
+                    f"the model did not produce a valid report after 2 attempts ({problems.get(i, '')})")
+        return [o for o in outcomes if o is not None]
+
+    def _prepare(self, case: Case, adapter: str | None, max_new_tokens: int | None,
+                 step: Progress = _silent) -> _ReportJob:
+        """Intake, retrieval and the prompt: everything before the model."""
         t0 = time.perf_counter()
         step("intake")
         images = self.intake(case.images)
@@ -116,56 +203,49 @@ class ReportPipeline:
         t2 = time.perf_counter()
         messages = report_messages(case.context, case.modality, images, passages)
         schema = draft_json_schema([p.id for p in passages]) if self.settings.generation.constrained_decoding else None
-        draft, attempts, usage = self._generate_draft(messages, schema, adapter,
-                                                      max_new_tokens or self.settings.generation.max_new_tokens, step)
+        generation = self.settings.generation
+        return _ReportJob(case=case, adapter=adapter, images=images, passages=passages, messages=messages,
+                          schema=schema, max_new_tokens=max_new_tokens or generation.max_new_tokens,
+                          temperature=generation.temperature, seed=generation.seed, t0=t0, t1=t1, t2=t2,
+                          quality_limits=quality_limits)
+
+    def _finish_safely(self, job: _ReportJob) -> Report | DermassistError:
+        try:
+            return self._finish(job)
+        except DermassistError as exc:
+            return exc
+
+    def _finish(self, job: _ReportJob, step: Progress = _silent) -> Report:
+        """Grounding, normalisation, safety and provenance of a validated draft."""
+        draft = job.draft
+        assert draft is not None, "finish needs a validated draft"
         t3 = time.perf_counter()
-        items, citations, grounding, grounding_limits = ground_citations(draft, passages)
+        items, citations, grounding, grounding_limits = ground_citations(draft, job.passages)
         for item in items:
             item.condition_id = self.ontology.normalize(item.condition)
         diagnosis = Diagnosis(**draft.diagnosis.model_dump(),
                               condition_id=self.ontology.normalize(draft.diagnosis.condition))
         provenance = Provenance(
-            model=self.backend.config.display_name, adapter=adapter, backend=self.backend.name,
+            model=self.backend.config.display_name, adapter=job.adapter, backend=self.backend.name,
             prompt_version=self.prompt_version, retrieval_store_version=self.retriever.version,
-            dermassist_version=__version__, attempts=attempts, created_at=datetime.now(UTC),
-            timings=Timings(intake_ms=_ms(t0, t1), retrieval_ms=_ms(t1, t2), generation_ms=_ms(t2, t3)),
-            usage=usage, image_sha256=[img.sha256 for img in images],
+            dermassist_version=__version__, attempts=job.attempts, created_at=datetime.now(UTC),
+            timings=Timings(intake_ms=_ms(job.t0, job.t1), retrieval_ms=_ms(job.t1, job.t2),
+                            generation_ms=_ms(job.t2, t3)),
+            usage=job.usage, image_sha256=[img.sha256 for img in job.images],
         )
         report = Report(
             findings=draft.findings, differential=items, diagnosis=diagnosis, triage=draft.triage,
             red_flags=draft.red_flags, recommendations=draft.recommendations, citations=citations,
-            limitations=[*quality_limits, *draft.limitations, *grounding_limits], grounding=grounding,
-            provenance=provenance, context=ReportContext.from_case(case),
+            limitations=[*job.quality_limits, *draft.limitations, *grounding_limits], grounding=grounding,
+            provenance=provenance, context=ReportContext.from_case(job.case),
         )
         step("safety")
-        report = apply_safety(report, case, self.ontology, self.settings.safety)
-        report.provenance.timings.total_ms = _ms(t0, time.perf_counter())
+        report = apply_safety(report, job.case, self.ontology, self.settings.safety)
+        report.provenance.timings.total_ms = _ms(job.t0, time.perf_counter())
         return report
 
     def intake(self, sources: list[ImageSource]) -> list[IntakeImage]:
         return load_images(sources, self.settings.pixel_budget)
-
-    def _generate_draft(self, messages: tuple[ChatMessage, ...], schema: dict | None, adapter: str | None,
-                        max_new_tokens: int, step: Progress = _silent) -> tuple[ReportDraft, int, Usage]:
-        problem = ""
-        usage = Usage()
-        generation = self.settings.generation
-        for attempt in (1, 2):
-            request = GenerationRequest(messages=messages, json_schema=schema, adapter=adapter,
-                                        max_new_tokens=max_new_tokens, temperature=generation.temperature,
-                                        seed=generation.seed)
-            step("generation")
-            result = self.backend.generate(request)
-            step("validation")
-            usage.prompt_tokens += result.prompt_tokens
-            usage.completion_tokens += result.completion_tokens
-            try:
-                return ReportDraft.model_validate_json(result.text), attempt, usage
-            except ValidationError as exc:
-                problem = _describe(exc, result.finish_reason)
-            # The retry shows the model its own output and what was wrong with it.
-            messages = (*messages, ChatMessage.text("assistant", result.text[:4000]), report_retry_message(problem))
-        raise GenerationError(f"the model did not produce a valid report after 2 attempts ({problem})")
 
     # -- free-text answers (chat, VQA) --------------------------------------------------------------------------
     def answer(self, question: str, images: list[ImageSource] | None = None, context: ClinicalContext | None = None,

@@ -41,8 +41,9 @@ def serve(
     max_body_mb: Annotated[float | None, typer.Option(min=0.01, help="request body cap, MiB (default 20)")] = None,
     max_tokens: Annotated[int | None, typer.Option(min=16, help="cap on a request's max_tokens (default 2048)")]
     = None,
-    max_concurrency: Annotated[int | None, typer.Option(min=1, help="requests processed at once (default 4)")]
-    = None,
+    max_concurrency: Annotated[int | None, typer.Option(
+        min=1, help="requests processed at once (default 4; 32 with the in-process vLLM engine, which batches "
+                    "them)")] = None,
     max_queue: Annotated[int | None, typer.Option(min=0, help="requests waiting for a slot; beyond: 429 "
                                                               "(default 64)")] = None,
     image_ca_bundle: Annotated[Path | None, typer.Option(
@@ -82,7 +83,7 @@ def serve(
                               f"{config.backend.max_images}")
         serving_logging.configure(log_level)
         pipeline = build_pipeline(config)
-        _run(pipeline, serving, log_level)
+        _run(pipeline, serving.for_backend(pipeline.backend.name), log_level)
 
     run_cli(body)
 

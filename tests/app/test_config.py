@@ -108,3 +108,18 @@ def test_safety_policy_from_file_and_environment(tmp_path, monkeypatch):
     assert config.safety == SafetyPolicy(malignant_threshold=0.2, negation_window=4, emergency_threshold=0.01)
     monkeypatch.delenv("DERMASSIST_SAFETY__EMERGENCY_THRESHOLD")
     assert ModelFlags().load().safety == SafetyPolicy() and SafetyPolicy().malignant_threshold == 0.10
+
+
+def test_serving_concurrency_follows_a_batching_engine_unless_set(tmp_path, monkeypatch):
+    """The in-process vLLM engine batches concurrent requests, so an unset max_concurrency lets 32 in; anything the
+    user set (file, environment, flag) is kept as is."""
+    default = load_app_config().serving
+    assert default.for_backend("vllm").max_concurrency == 32
+    assert default.for_backend("transformers").max_concurrency == 4
+    path = tmp_path / "c.yaml"
+    path.write_text("serving:\n  max_concurrency: 2\n")
+    assert load_app_config(path).serving.for_backend("vllm").max_concurrency == 2
+    monkeypatch.setenv("DERMASSIST_SERVING__MAX_CONCURRENCY", "3")
+    assert load_app_config().serving.for_backend("vllm").max_concurrency == 3
+    assert load_app_config(overrides={"serving": {"max_concurrency": 5}}).serving.for_backend("vllm") \
+        .max_concurrency == 5

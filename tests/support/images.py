@@ -50,3 +50,41 @@ def pixel_bomb_png(width: int = 60000, height: int = 60000) -> bytes:
 def image_message(*urls: str, text: str = "Itchy scaly plaque on the elbow for 3 months.") -> list[dict]:
     content = [{"type": "image_url", "image_url": {"url": u}} for u in urls]
     return [{"role": "user", "content": [*content, {"type": "text", "text": text}]}]
+
+
+def varied_lesion(i: int):
+    """The i-th of a family of distinct synthetic lesion photos (size, skin tone and lesion shift with i)."""
+    return lesion_image(size=(160 + 8 * (i % 7), 120 + 4 * (i % 5)), skin=(200 + 3 * (i % 9), 160 + i % 30, 130),
+                        lesion=(80 + 5 * (i % 11), 50, 40 + 3 * (i % 7)))
+
+
+def exif_gps_jpeg(img=None) -> bytes:
+    """A JPEG carrying EXIF with a camera maker and GPS coordinates (PHI that must never come back out)."""
+    img = img or lesion_image()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (51.0, 30.0, 0.0)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes(), quality=90)
+    return buf.getvalue()
+
+
+def hostile_image_files(folder) -> dict[str, str]:
+    """Files that look like images and are not acceptable, written into ``folder``: name -> what is wrong."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    whole = jpeg_bytes(lesion_image())
+    files = {
+        "garbage.jpg": (b"\x00\x01 definitely not an image " * 20, "not a recognised image file"),
+        "text.png": (b"patient name: J. Doe, DOB 1970-01-01\n", "not a recognised image file"),
+        "bomb.png": (pixel_bomb_png(), "too many pixels"),
+        "truncated.jpg": (whole[: len(whole) // 3], "truncated or corrupt"),
+        "empty.jpg": (b"", "is empty"),
+        "dot.png": (png_bytes(size=(1, 1)), "only 1x1 pixels"),
+    }
+    for name, (data, _) in files.items():
+        (folder / name).write_bytes(data)
+    return {name: why for name, (_, why) in files.items()}
