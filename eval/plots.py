@@ -22,10 +22,11 @@ def confusion_figure(results: EvalResults):
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     k, cols = len(results.labels), results.confusion_columns or [*results.labels, "other"]
     longest = max(len(c) for c in cols)
-    cell = 0.32 if k <= 40 else 0.2
-    font = 7 if k <= 40 else 5
+    cell = 0.32 if k <= 40 else 0.24
+    font = 7 if k <= 40 else 6
     label_in = 0.065 * font / 7 * longest  # inches taken by the longest tick label
-    fig, ax = plt.subplots(figsize=(1.2 + label_in + cell * len(cols), 1.6 + label_in + cell * k))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + label_in + cell * len(cols)),
+                                    max(3.5, 1.6 + label_in + cell * k)))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, aspect="equal")
     ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", rotation_mode="anchor", fontsize=font)
     ax.set_yticks(range(k), results.labels, fontsize=font)
@@ -46,7 +47,7 @@ def confusion_plot(results: EvalResults, path: Path) -> Path | None:
     if not results.confusion or not results.labels:
         return None
     fig = confusion_figure(results)
-    fig.savefig(path, dpi=110 if len(results.labels) <= 40 else 80, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 

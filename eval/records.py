@@ -5,7 +5,7 @@ scores), so ``eval compare`` can rescore two saved runs without their raw output
 
 * a failed sample is wrong, never dropped: it keeps its error and no prediction;
 * a ``condition_id`` that is not a canonical id is normalised through the ontology (``melanoma_in_situ`` ->
-  ``melanoma``) or left unmapped, and the raw value is kept in ``pred_id_raw`` for the summary;
+  ``melanoma``) or left unmapped, and the pair is kept in ``noncanonical_ids`` for the summary;
 * an output that cannot be read at all (a hand-edited cache line, a field of the wrong type) becomes that
   sample's ``invalid_model_output`` error: the run never stops on an odd output.
 """
@@ -61,7 +61,8 @@ def report_record(sample: Sample, entry: dict) -> SampleRecord:
     ids = [canonical_id(d) for d in ranked]
     r.differential_ids = [cid for cid, _ in ids]
     r.top3_ids = r.differential_ids[:3]
-    r.pred_id_raw = raw or next((x for _, x in ids if x), None)
+    pairs = [(raw, r.pred_id), *((x, cid) for cid, x in ids)]
+    r.noncanonical_ids = list(dict.fromkeys(f"{x} -> {cid or 'unmapped'}" for x, cid in pairs if x))
     r.schema_valid, r.citation_valid = True, rep.citation_valid(report)
     r.cites, r.abstained, r.urgent = rep.cites_anything(report), rep.abstained(report), rep.urgent(report)
     if ranked:

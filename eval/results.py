@@ -77,7 +77,8 @@ class SampleRecord(_Model):
     ita: float | None = None
     prediction: str | None = Field(None, description="diagnosis text (reports) or answer text (VQA)")
     pred_id: str | None = None
-    pred_id_raw: str | None = Field(None, description="a condition_id in the output that was not a canonical id")
+    noncanonical_ids: list[str] = Field(default_factory=list, description="'raw -> mapped id' for condition_ids in "
+                                        "the output that were not canonical ids")
     differential_ids: list[str | None] = Field(default_factory=list, description="ranked by likelihood")
     top3_ids: list[str | None] = Field(default_factory=list)
     correct: bool | None = None

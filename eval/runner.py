@@ -187,7 +187,7 @@ def _label_counts(task: TaskConfig, samples: list[Sample], labels: list[str]) ->
 
 
 def _noncanonical(records: list[SampleRecord]) -> dict[str, int]:
-    found = Counter(f"{r.pred_id_raw} -> {r.pred_id or 'unmapped'}" for r in records if r.pred_id_raw)
+    found = Counter(pair for r in records for pair in r.noncanonical_ids)
     return dict(found.most_common())
 
 
