@@ -7,7 +7,7 @@ What maps to nothing is ``None`` — an unmapped prediction, scored wrong — ne
 
 "Malignant or premalignant" is the ontology's ``malignant`` or ``premalignant`` flag (``Condition.premalignant`` is
 the one definition the safety layer uses too), so actinic keratosis counts the same whether a dataset calls it
-HAM10000 ``akiec`` (an umbrella flagged malignant) or ISIC 2019 ``AK``.
+HAM10000 ``akiec`` (an umbrella flagged malignant or premalignant) or ISIC 2019 ``AK``.
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ def test_every_task_metric_is_registered_for_its_type(path):
 
 
 def test_premalignant_counts_alike_whatever_the_dataset_calls_it(tmp_path):
-    """ISIC 'AK' (actinic_keratosis, premalignant) and HAM 'akiec' (an umbrella flagged malignant) are both positive
-    for auroc_malignant and triage_agreement, and actinic keratosis in a differential adds to the malignancy score."""
+    """ISIC 'AK' (actinic_keratosis, premalignant) and HAM 'akiec' (an umbrella flagged malignant or premalignant)
+    are both positive for auroc_malignant and triage_agreement, and actinic keratosis in a differential adds to the
+    malignancy score."""
     rows = [{"id": "ak", "label": "actinic_keratosis"},
             {"id": "akiec", "label": "actinic_keratosis_intraepithelial_carcinoma"},
             {"id": "nevus", "label": "melanocytic_nevus"}]
