@@ -23,8 +23,9 @@ def _run(tmp, rows, lines, **task):
 
 @pytest.fixture(scope="module")
 def every_condition(tmp_path_factory):
-    """One sample per ontology id (over 100 labels, names up to 43 characters), predictions shifted by one."""
-    ids = list(default_ontology().ids)
+    """One sample per label for the 60 longest ontology ids (names up to 43 characters; more than 40 labels takes
+    the figure's dense layout), predictions shifted by one. 60, not all ids, keeps the test lean."""
+    ids = sorted(default_ontology().ids, key=lambda c: (-len(c), c))[:60]
     rows = [{"id": f"s{i}", "label": cid} for i, cid in enumerate(ids)]
     lines = [{"sample_id": f"s{i}", "report": report([(ids[(i + 1) % len(ids)], 0.8)])} for i in range(len(ids))]
     return _run(tmp_path_factory.mktemp("every"), rows, lines, metrics=["accuracy"])
