@@ -30,7 +30,9 @@ def evaluate(
     task: str = typer.Option(None, "--task", help="task name (eval/tasks/<name>.yaml) or a task YAML file"),
     images_root: Path = typer.Option(None, "--images-root", help="folder the dataset's image names resolve in"),
     data: Path = typer.Option(None, "--data", help="dataset metadata file / folder (overrides the task's)"),
-    limit: int = typer.Option(None, "--limit", min=1, help="evaluate only the first N samples"),
+    limit: int = typer.Option(None, "--limit", min=1, help="evaluate N samples (see --sample)"),
+    sample: str = typer.Option("stratified", "--sample", help="how --limit chooses: 'stratified' (seeded by the "
+                               "task's seed, every label represented when N allows) or 'first' (the first N rows)"),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="samples in flight (threads)"),
     out: Path = typer.Option(None, "--out", help="output folder (default runs/eval/<task>)"),
     bertscore_model: str = typer.Option(None, "--bertscore-model", help="local encoder folder for BERTScore"),
@@ -54,9 +56,12 @@ def evaluate(
             raise ConfigError("--replay scores saved outputs: --backend and --base-url do not apply")
         if bool(judge_url) != bool(judge_model):
             raise ConfigError("the LLM judge needs both --judge-url and --judge-model")
+        if sample not in ("stratified", "first"):
+            raise ConfigError(f"--sample must be 'stratified' or 'first', not {sample!r}")
         config = flags.load()  # a bad config fails first, before any data or model is read
         judge = pipeline = None
         try:
+            from eval.outputs import label_counts_line
             from eval.runner import EvalSettings, load_task_dataset, run_eval
             from eval.task import load_task
 
@@ -88,7 +93,7 @@ def evaluate(
             settings = EvalSettings(task=cfg, out_dir=out or Path("runs") / "eval" / cfg.name, model=model,
                                     backend=backend, adapter=adapter, adapter_name=adapter_name, data=data,
                                     images_root=images_root, retrieval=config.retrieval.enabled, limit=limit,
-                                    concurrency=concurrency, progress=progress)
+                                    sample=sample, concurrency=concurrency, progress=progress)
             results = run_eval(settings, pipeline, bert, judge)
         except (OSError, ValueError) as err:
             raise ConfigError(f"{type(err).__name__}: {err}") from None
@@ -99,10 +104,13 @@ def evaluate(
         r = results.run
         typer.echo(f"{r.task}: {r.n_samples} samples ({r.n_computed} computed, {r.n_cached} cached, "
                    f"{r.n_errors} errors) -> {settings.out_dir}")
+        if (line := label_counts_line(results)) is not None:
+            typer.echo(f"  {line}")
         for name, m in results.metrics.items():
             if m.value is not None:
                 ci = f" [{m.ci_low:.3f}, {m.ci_high:.3f}]" if m.ci_low is not None else ""
-                typer.echo(f"  {name}: {m.value:.3f}{ci}")
+                excluded = f" ({m.n_excluded} failed samples excluded)" if m.n_excluded else ""
+                typer.echo(f"  {name}: {m.value:.3f}{ci} n={m.n}{excluded}")
 
     run_cli(body)
 

@@ -10,7 +10,6 @@ import numpy as np
 from assistant.core.errors import ConfigError
 from eval.results import EvalResults
 from eval.scoring import Scorer
-from eval.task import DatasetSpec, TaskConfig
 
 
 def load_run(path: Path) -> EvalResults:
@@ -24,11 +23,9 @@ def load_run(path: Path) -> EvalResults:
         raise ConfigError(f"{p} is not a dermassist results file ({str(err).splitlines()[0]})") from None
 
 
-def _task(res: EvalResults) -> TaskConfig:
-    return TaskConfig.model_construct(
-        name=res.run.task, version=res.run.task_version, type=res.run.task_type, metrics=list(res.metrics),
-        dataset=DatasetSpec.model_construct(adapter=res.run.dataset_adapter), labels=res.labels,
-    )
+def _scorer(res: EvalResults, ids: list[str]) -> Scorer:
+    by_id = {r.id: r for r in res.records}
+    return Scorer(res.run.task_type, list(res.metrics), [by_id[i].model_copy() for i in ids], res.labels)
 
 
 def compare(a: EvalResults, b: EvalResults, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -43,8 +40,7 @@ def compare(a: EvalResults, b: EvalResults, n_boot: int = 1000, seed: int = 0) -
     rows = []
     sa = sb = None
     if common and a.run.task_type == b.run.task_type and a.labels == b.labels:
-        sa = Scorer(_task(a), [rec_a[i] for i in common], a.labels)
-        sb = Scorer(_task(b), [rec_b[i] for i in common], b.labels)
+        sa, sb = _scorer(a, common), _scorer(b, common)
     rng = np.random.default_rng(seed)
     draws = [rng.integers(0, len(common), size=len(common)) for _ in range(n_boot)] if common else []
     for name in dict.fromkeys([*a.metrics, *b.metrics]):
@@ -53,10 +49,10 @@ def compare(a: EvalResults, b: EvalResults, n_boot: int = 1000, seed: int = 0) -
         vb = mb.value if mb else None
         delta = None if va is None or vb is None else vb - va
         lo = hi = None
-        if sa is not None and name in sa.fns and name in sb.fns:
+        if sa is not None and sb is not None and name in sa and name in sb:
             ds = []
             for idx in draws:
-                x, y = sa.fns[name](idx), sb.fns[name](idx)
+                x, y = sa.point(name, idx), sb.point(name, idx)
                 if x is not None and y is not None:
                     ds.append(y - x)
             if len(ds) >= n_boot / 2:

@@ -191,7 +191,7 @@ def judge_records(judge: Judge, task: TaskConfig, samples: list[Sample], entries
     verdicts: dict[str, dict] = {}
     pending: list[tuple[SampleRecord, str]] = []
     for sample, entry, rec in zip(samples, entries, records, strict=True):
-        ok = entry.get("status") == "ok"
+        ok = rec.status == "ok"  # the record's status: an output that could not be scored is a failure here too
         inp = judge_input(task, sample, entry.get("output") if ok else None, labels)
         if inp is None:
             continue

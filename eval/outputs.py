@@ -21,8 +21,8 @@ def _num(v: float | None) -> str:
 
 
 def metrics_table(results: EvalResults) -> list[str]:
-    lines = ["| metric | value [95% CI] | n |", "|---|---|---|"]
-    lines += [f"| {name} | {fmt(m)} | {m.n} |" for name, m in results.metrics.items()]
+    lines = ["| metric | value [95% CI] | n | excluded (failed, no score) |", "|---|---|---|---|"]
+    lines += [f"| {name} | {fmt(m)} | {m.n} | {m.n_excluded or ''} |" for name, m in results.metrics.items()]
     if results.baselines:
         lines += ["", "Trivial baselines on the same labels:", "", "| baseline | metric | value |", "|---|---|---|"]
         for b, vals in results.baselines.items():
@@ -38,9 +38,10 @@ def groups_table(results: EvalResults) -> list[str]:
         groups = [g for g in results.groups if g.scale == scale]
         names = list(groups[0].metrics)
         est = " — ESTIMATED from the image (ITA), not labelled" if groups[0].estimated else ""
-        lines += [f"### {scale}{est}", "", "| group | n | " + " | ".join(names) + " |",
-                  "|---|---|" + "---|" * len(names)]
-        lines += [f"| {g.group} | {g.n} | " + " | ".join(fmt(g.metrics[m]) for m in names) + " |" for g in groups]
+        lines += [f"### {scale}{est}", "", "Each cell: value [95% CI] (n = the samples that metric used).", "",
+                  "| group | samples | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        lines += [f"| {g.group} | {g.n} | " + " | ".join(f"{fmt(g.metrics[m])} (n={g.metrics[m].n})" for m in names)
+                  + " |" for g in groups]
         fair = [f for f in results.fairness if f.scale == scale]
         if fair:
             lines += ["", "| metric | worst group | best group | gap (best - worst) | normalized range |",
@@ -49,6 +50,19 @@ def groups_table(results: EvalResults) -> list[str]:
                       f"{_num(f.gap)} | {_num(f.normalized_range)} |" for f in fair]
         lines.append("")
     return lines
+
+
+def label_counts_line(results: EvalResults) -> str | None:
+    """The headline of label coverage: how many samples were scored and how many labels were left out, and why."""
+    r = results.run
+    if r.n_labelled is None:
+        return None
+    left = r.n_label_unmapped + r.n_label_outside + r.n_label_unscored
+    line = f"labels: {r.n_labelled} of {r.n_samples} samples scored"
+    if left:
+        line += (f"; NOT SCORED: {r.n_label_unmapped} label(s) that map to no condition, {r.n_label_outside} outside"
+                 f" the label set, {r.n_label_unscored} unscored on purpose (see \"Labels left out\")")
+    return line
 
 
 def _provenance_lines(results: EvalResults) -> list[str]:
@@ -63,6 +77,20 @@ def _provenance_lines(results: EvalResults) -> list[str]:
     return lines
 
 
+def _labels_left_out(results: EvalResults) -> list[str]:
+    lines = ["## Labels left out", ""]
+    parts = [("Labels that map to no condition id (in the dataset file; left out of label metrics)",
+              results.unknown_labels),
+             ("Labels outside the task's label set (left out of label metrics)", results.outside_label_set),
+             ("Labels the task leaves unscored on purpose", results.unscored_labels)]
+    if not any(d for _, d in parts):
+        return [*lines, "None: every label mapped into the label set.", ""]
+    for title, found in parts:
+        if found:
+            lines += [f"{title}:", "", *[f"- `{k}`: {v}" for k, v in found.items()], ""]
+    return lines
+
+
 def summary_md(results: EvalResults, plots: list[Path]) -> str:
     r = results.run
     lines = [
@@ -72,7 +100,8 @@ def summary_md(results: EvalResults, plots: list[Path]) -> str:
         f"- backend: {r.backend}; prompt version: {r.prompt_version}; retrieval: {r.retrieval}",
         f"- git commit: {r.git_commit or 'unknown'}; seed: {r.seed}; bootstrap resamples: {r.bootstrap}",
         f"- samples: {r.n_samples} (computed now: {r.n_computed}, from cache: {r.n_cached}); errors: {r.n_errors};"
-        f" skipped while loading: {r.n_skipped}",
+        f" skipped while loading: {r.n_skipped}" + (f"; --limit {r.limit} ({r.sample})" if r.limit else ""),
+        *([f"- **{line}**"] if (line := label_counts_line(results)) else []),
         *_provenance_lines(results),
         "",
         "## Metrics",
@@ -88,16 +117,16 @@ def summary_md(results: EvalResults, plots: list[Path]) -> str:
         lines += [f"| {c} | {v.precision:.3f} | {_num(v.recall)} | {v.f1:.3f} | {v.support} |"
                   for c, v in results.per_class.items()]
         lines.append("")
-    lines += ["## Unknown labels", ""]
-    if results.unknown_labels or results.outside_label_set:
-        lines += ["Labels that did not map to a condition id (left out of label metrics):", ""]
-        lines += [f"- `{k}`: {v}" for k, v in results.unknown_labels.items()]
-        if results.outside_label_set:
-            lines += ["", "Labels outside the task's label set (left out of label metrics):", ""]
-            lines += [f"- `{k}`: {v}" for k, v in results.outside_label_set.items()]
-    else:
-        lines.append("None: every label mapped.")
-    lines.append("")
+    lines += _labels_left_out(results)
+    if results.noncanonical_ids:
+        lines += ["## Non-canonical condition ids in the outputs", "",
+                  "Normalised through the ontology (or left unmapped, which scores wrong):", ""]
+        lines += [f"- `{k}`: {v}" for k, v in results.noncanonical_ids.items()]
+        lines.append("")
+    if results.metric_definitions:
+        lines += ["## Metric definitions", ""]
+        lines += [f"- **{k}**: {v}" for k, v in results.metric_definitions.items()]
+        lines.append("")
     if results.errors_by_kind:
         lines += ["## Errors", "", *[f"- {k}: {v}" for k, v in results.errors_by_kind.items()], ""]
         first = [rec for rec in results.records if rec.status == "error"][:5]
@@ -175,6 +204,7 @@ def model_card(results: EvalResults) -> str:
         "",
         f"- {r.dataset_adapter}: `{r.dataset_path}` (fingerprint {r.dataset_fingerprint}), {r.n_samples} samples"
         f" evaluated, {r.n_skipped} skipped while loading, {r.n_errors} failed (counted wrong).",
+        *([f"- {line}."] if (line := label_counts_line(results)) else []),
         "",
         "## Quantitative analyses: per skin-tone group",
         "",
@@ -188,8 +218,9 @@ def model_card(results: EvalResults) -> str:
         "## Caveats and recommendations",
         "",
         "- Results hold for this task, dataset version, prompt version and backend only.",
-        "- Unmapped predictions and failed samples count as wrong; labels that did not map are listed in"
-        " summary.md and excluded from label metrics.",
+        "- Unmapped predictions and failed samples count as wrong; labels that did not map are counted above,"
+        " listed in summary.md and excluded from label metrics. AUROC and ECE cannot use failed samples (no"
+        " score): their number is given next to those metrics.",
         "- A synthetic benchmark measures plumbing and learnability, not clinical performance.",
         "",
     ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -13,27 +14,40 @@ import numpy as np
 from eval.results import EvalResults
 
 
-def confusion_plot(results: EvalResults, path: Path) -> Path | None:
-    if not results.confusion or not results.labels:
-        return None
+def confusion_figure(results: EvalResults):
+    """The confusion matrix as a figure whose size grows with the number of labels and the length of their names,
+    so no name or title is cut off (rows: labels; columns: labels + other / unmapped / failed)."""
     cm = np.array(results.confusion, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    k = len(results.labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * (k + 1), 1.0 + 0.5 * k))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k + 1), [*results.labels, "other"], rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(k), results.labels, fontsize=7)
+    k, cols = len(results.labels), results.confusion_columns or [*results.labels, "other"]
+    longest = max(len(c) for c in cols)
+    cell = 0.32 if k <= 40 else 0.24
+    font = 7 if k <= 40 else 6
+    label_in = 0.065 * font / 7 * longest  # inches taken by the longest tick label
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + label_in + cell * len(cols)),
+                                    max(3.5, 1.6 + label_in + cell * k)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, aspect="equal")
+    ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", rotation_mode="anchor", fontsize=font)
+    ax.set_yticks(range(k), results.labels, fontsize=font)
     for i in range(k):
-        for j in range(k + 1):
+        for j in range(len(cols)):
             if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=font - 1,
                         color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted (other = unmapped or outside the label set)")
-    ax.set_ylabel("label")
-    ax.set_title(f"{results.run.task}: confusion (row-normalised colour, counts)", fontsize=9)
+    ax.set_xlabel("predicted (other = a condition outside the label set)", fontsize=8)
+    ax.set_ylabel("label", fontsize=8)
+    title = f"{results.run.task}: confusion (colour: row-normalised; numbers: counts)"
+    ax.set_title("\n".join(textwrap.wrap(title, width=max(30, int(8 * fig.get_figwidth())))), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def confusion_plot(results: EvalResults, path: Path) -> Path | None:
+    if not results.confusion or not results.labels:
+        return None
+    fig = confusion_figure(results)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -82,9 +96,9 @@ def skin_tone_plots(results: EvalResults, out_dir: Path) -> list[Path]:
             [v - lo_ if v is not None and lo_ is not None else 0 for v, lo_ in zip(vals, lo, strict=True)],
             [hi_ - v if v is not None and hi_ is not None else 0 for v, hi_ in zip(vals, hi, strict=True)]])
         ax.bar(x, heights, yerr=err, capsize=3, color="#8c6d5a", edgecolor="black")
-        ax.set_xticks(x, [f"{g.group}\nn={g.n}" for g in groups], fontsize=7)
+        ax.set_xticks(x, [f"{g.group}\nn={g.metrics[metric].n}" for g in groups], fontsize=7)
         est = " (ESTIMATED from image, ITA)" if groups[0].estimated else ""
-        ax.set_title(f"{metric} by {scale}{est}", fontsize=9)
+        ax.set_title(f"{metric} by {scale}{est} (n = samples {metric} used)", fontsize=9)
         ax.set_ylim(0, 1)
         fig.tight_layout()
         path = out_dir / f"skin_tone_{scale}.png"

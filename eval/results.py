@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULTS_SCHEMA_VERSION = "1.1"  # 1.1: replay and judge fields (1.0 files still read)
+RESULTS_SCHEMA_VERSION = "1.2"  # 1.1: replay and judge; 1.2: label counts, exclusions, definitions (older read)
 
 
 class _Model(BaseModel):
@@ -21,12 +21,14 @@ class MetricValue(_Model):
     ci_low: float | None = None
     ci_high: float | None = None
     n: int = Field(0, description="samples the metric was computed on")
+    n_excluded: int = Field(0, description="samples of the metric's population left out because they failed "
+                                           "(no score to rank or bin); accuracy-type metrics count them wrong")
 
 
 class GroupResult(_Model):
     scale: str = Field(description="fitzpatrick | fst_group | monk | fitzpatrick_estimated")
     group: str
-    n: int
+    n: int = Field(description="samples in the group; each metric's own n is the samples it used")
     estimated: bool = False
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
 
@@ -75,6 +77,9 @@ class SampleRecord(_Model):
     ita: float | None = None
     prediction: str | None = Field(None, description="diagnosis text (reports) or answer text (VQA)")
     pred_id: str | None = None
+    noncanonical_ids: list[str] = Field(default_factory=list, description="'raw -> mapped id' for condition_ids in "
+                                        "the output that were not canonical ids")
+    differential_ids: list[str | None] = Field(default_factory=list, description="ranked by likelihood")
     top3_ids: list[str | None] = Field(default_factory=list)
     correct: bool | None = None
     top3_correct: bool | None = None
@@ -127,9 +132,14 @@ class RunInfo(_Model):
     seed: int
     bootstrap: int
     limit: int | None = None
+    sample: Literal["stratified", "first"] | None = Field(None, description="how --limit chose the samples")
     concurrency: int = 1
     n_samples: int
     n_skipped: int
+    n_labelled: int | None = Field(None, description="samples whose label maps into the label set (scored)")
+    n_label_unmapped: int = Field(0, description="samples whose label maps to no condition (not scored)")
+    n_label_outside: int = Field(0, description="samples whose label maps outside the task's label set")
+    n_label_unscored: int = Field(0, description="samples whose label the task leaves out on purpose")
     n_computed: int = Field(description="samples run through the model in this invocation")
     n_cached: int = Field(description="samples taken from the per-sample cache")
     n_errors: int
@@ -142,18 +152,22 @@ class RunInfo(_Model):
 
 
 class EvalResults(_Model):
-    schema_version: Literal["1.0", "1.1"] = RESULTS_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = RESULTS_SCHEMA_VERSION
     run: RunInfo
     labels: list[str] = Field(default_factory=list)
     metrics: dict[str, MetricValue]
     baselines: dict[str, dict[str, float | None]] = Field(default_factory=dict)
     per_class: dict[str, ClassResult] = Field(default_factory=dict)
-    confusion: list[list[int]] | None = Field(None, description="rows: labels; columns: labels + 'other'")
+    confusion: list[list[int]] | None = Field(None, description="rows: labels; columns: confusion_columns")
+    confusion_columns: list[str] = Field(default_factory=list, description="labels + other / unmapped / failed")
     calibration: list[CalibrationBin] = Field(default_factory=list)
     groups: list[GroupResult] = Field(default_factory=list)
     fairness: list[FairnessResult] = Field(default_factory=list)
+    metric_definitions: dict[str, str] = Field(default_factory=dict, description="name -> definition / reference")
     unknown_labels: dict[str, int] = Field(default_factory=dict)
     outside_label_set: dict[str, int] = Field(default_factory=dict)
+    unscored_labels: dict[str, int] = Field(default_factory=dict)
+    noncanonical_ids: dict[str, int] = Field(default_factory=dict, description="'raw -> mapped id' in outputs")
     skipped: list[dict[str, str]] = Field(default_factory=list)
     errors_by_kind: dict[str, int] = Field(default_factory=dict)
     records: list[SampleRecord] = Field(default_factory=list)

@@ -21,9 +21,11 @@ from assistant.core.errors import ConfigError, DermassistError
 from eval.cache import SampleCache, cache_key
 from eval.datasets import Dataset, Sample, load_dataset
 from eval.metrics.vqa import format_choices
+from eval.records import make_record
 from eval.replay import ReplayPipeline
-from eval.results import EvalResults, RunInfo
-from eval.scoring import aggregate, make_record
+from eval.results import EvalResults, RunInfo, SampleRecord
+from eval.sampling import SampleMode, select_samples
+from eval.scoring import aggregate
 from eval.skintone import estimate_fitzpatrick
 from eval.task import TaskConfig
 
@@ -40,6 +42,7 @@ class EvalSettings:
     images_root: Path | None = None
     retrieval: bool = True
     limit: int | None = None
+    sample: SampleMode = "stratified"  # how --limit chooses: seeded and stratified by label, or the first N rows
     concurrency: int = 1
     progress: bool = True
 
@@ -54,17 +57,22 @@ def git_commit() -> str | None:
 
 
 def resolve_paths(task: TaskConfig, data: Path | None, images_root: Path | None) -> tuple[Path, Path | None]:
+    """The metadata file and the images root: ``--images-root``, else next to ``--data`` when it is given (its
+    folder, searched recursively), else the task's defaults."""
     path = data or (Path(task.dataset.data) if task.dataset.data else None)
     if path is None:
         raise ConfigError(f"task {task.name} has no default data path; pass --data")
-    root = images_root or (Path(task.dataset.images_root) if task.dataset.images_root else None)
-    return path, root
+    if images_root is not None:
+        return path, images_root
+    if data is not None:
+        return path, data if data.is_dir() else data.parent
+    return path, Path(task.dataset.images_root) if task.dataset.images_root else None
 
 
 def load_task_dataset(task: TaskConfig, data: Path | None, images_root: Path | None) -> tuple[Dataset, Path, Path]:
     path, root = resolve_paths(task, data, images_root)
     ds = load_dataset(task.dataset.adapter, path, root, task.dataset.options, task.dataset.label_map,
-                      task.dataset.labels_required)
+                      task.dataset.labels_required, task.dataset.unscored_labels)
     return ds, path, root or (path if path.is_dir() else path.parent)
 
 
@@ -117,7 +125,7 @@ def run_eval(settings: EvalSettings, pipeline, bert=None, judge=None) -> EvalRes
     started = datetime.now(UTC)
     task = settings.task
     dataset, data_path, root = load_task_dataset(task, settings.data, settings.images_root)
-    samples = dataset.samples[: settings.limit] if settings.limit else dataset.samples
+    samples = select_samples(dataset.samples, settings.limit, settings.sample, task.seed)
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = SampleCache(out / "cache.jsonl")
@@ -155,32 +163,68 @@ def run_eval(settings: EvalSettings, pipeline, bert=None, judge=None) -> EvalRes
         from eval.judge import judge_records
 
         judge_info = judge_records(judge, task, samples, entries, records, labels, out, settings.concurrency)
-    outside = Counter(s.label for s in samples if s.label_id and task.labels and s.label_id not in task.labels)
-    agg = aggregate(task, records, labels, samples)
-    errors = Counter(r.error_kind or "error" for r in records if r.status == "error")
-    run = RunInfo(
-        task=task.name, task_version=task.version, task_type=task.type, dataset_adapter=task.dataset.adapter,
-        dataset_path=str(data_path), images_root=str(root), dataset_fingerprint=dataset.fingerprint,
-        model=settings.model, adapter=settings.adapter, prompt_version=prompt_version,
-        backend="replay" if isinstance(pipeline, ReplayPipeline) else settings.backend,
-        retrieval=settings.retrieval, git_commit=git_commit(), dermassist_version=assistant.__version__,
-        seed=task.seed, bootstrap=task.bootstrap, limit=settings.limit, concurrency=settings.concurrency,
-        n_samples=len(samples), n_skipped=len(dataset.skipped), n_computed=computed,
-        n_cached=len(samples) - len(fresh), n_errors=sum(errors.values()),
-        ontology="assistant.core.ontology", started_at=started,
-        replay_file=str(pipeline.path) if isinstance(pipeline, ReplayPipeline) else None,
-        replay_fingerprint=pipeline.fingerprint if isinstance(pipeline, ReplayPipeline) else None,
-        judge=judge_info,
-    )
-    results = EvalResults(
-        run=run, labels=labels if task.type in ("classification", "report") else [], metrics=agg["metrics"],
-        baselines=agg.get("baselines", {}), per_class=agg.get("per_class", {}), confusion=agg.get("confusion"),
-        calibration=agg.get("calibration", []), groups=agg["groups"], fairness=agg["fairness"],
-        unknown_labels=dataset.unknown_labels, outside_label_set=dict(outside.most_common()),
-        skipped=[{"id": sk.id, "reason": sk.reason} for sk in dataset.skipped], errors_by_kind=dict(errors),
-        records=records,
-    )
+    results = _results(settings, pipeline, dataset, samples, records, labels, data_path, root, computed,
+                       len(samples) - len(fresh), started, judge_info)
     from eval.outputs import write_outputs
 
     write_outputs(results, out)
     return results
+
+
+def _label_counts(task: TaskConfig, samples: list[Sample], labels: list[str]) -> dict[str, Counter]:
+    """Where each sample's label went: scored, unmapped (no condition), outside the label set, unscored on purpose."""
+    counts: dict[str, Counter] = {k: Counter() for k in ("unmapped", "outside", "unscored")}
+    for s in samples:
+        if s.label is None:
+            continue
+        if s.label in task.dataset.unscored_labels:
+            counts["unscored"][s.label] += 1
+        elif s.label_id is None:
+            counts["unmapped"][s.label] += 1
+        elif s.label_id not in labels:
+            counts["outside"][s.label] += 1
+    return counts
+
+
+def _noncanonical(records: list[SampleRecord]) -> dict[str, int]:
+    found = Counter(pair for r in records for pair in r.noncanonical_ids)
+    return dict(found.most_common())
+
+
+def _results(settings: EvalSettings, pipeline, dataset: Dataset, samples: list[Sample], records: list[SampleRecord],
+             labels: list[str], data_path: Path, root: Path, computed: int, cached: int, started: datetime,
+             judge_info) -> EvalResults:
+    task = settings.task
+    agg = aggregate(task, records, labels, samples)
+    errors = Counter(r.error_kind or "error" for r in records if r.status == "error")
+    label_task = task.type in ("classification", "report")
+    counts = _label_counts(task, samples, labels) if label_task else None
+    replay = pipeline if isinstance(pipeline, ReplayPipeline) else None
+    run = RunInfo(
+        task=task.name, task_version=task.version, task_type=task.type, dataset_adapter=task.dataset.adapter,
+        dataset_path=str(data_path), images_root=str(root), dataset_fingerprint=dataset.fingerprint,
+        model=settings.model, adapter=settings.adapter, prompt_version=pipeline.prompt_version,
+        backend="replay" if replay else settings.backend, retrieval=settings.retrieval, git_commit=git_commit(),
+        dermassist_version=assistant.__version__, seed=task.seed, bootstrap=task.bootstrap, limit=settings.limit,
+        sample=settings.sample if settings.limit else None, concurrency=settings.concurrency,
+        n_samples=len(samples), n_skipped=len(dataset.skipped), n_computed=computed, n_cached=cached,
+        n_errors=sum(errors.values()), ontology="assistant.core.ontology", started_at=started,
+        n_labelled=sum(s.label_id in labels for s in samples if s.label_id) if label_task else None,
+        n_label_unmapped=sum(counts["unmapped"].values()) if counts else 0,
+        n_label_outside=sum(counts["outside"].values()) if counts else 0,
+        n_label_unscored=sum(counts["unscored"].values()) if counts else 0,
+        replay_file=str(replay.path) if replay else None, replay_fingerprint=replay.fingerprint if replay else None,
+        judge=judge_info,
+    )
+    return EvalResults(
+        run=run, labels=labels if label_task else [], metrics=agg["metrics"],
+        metric_definitions=agg["metric_definitions"], baselines=agg.get("baselines", {}),
+        per_class=agg.get("per_class", {}), confusion=agg.get("confusion"),
+        confusion_columns=agg.get("confusion_columns", []), calibration=agg.get("calibration", []),
+        groups=agg["groups"], fairness=agg["fairness"], unknown_labels=dataset.unknown_labels,
+        outside_label_set=dict(counts["outside"].most_common()) if counts else {},
+        unscored_labels=dict(counts["unscored"].most_common()) if counts else {},
+        noncanonical_ids=_noncanonical(records),
+        skipped=[{"id": sk.id, "reason": sk.reason} for sk in dataset.skipped], errors_by_kind=dict(errors),
+        records=records,
+    )

@@ -17,20 +17,12 @@ from assistant.core.case import Modality
 from assistant.core.errors import ConfigError, first_error
 from assistant.core.ontology import default_ontology
 from eval.datasets import ADAPTERS
+from eval.metrics import metrics_for
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 TaskType = Literal["classification", "closed_vqa", "open_vqa", "report"]
 SkinToneScale = Literal["fitzpatrick", "fst_group", "monk"]
 
-REPORT_METRICS = ["schema_validity", "citation_validity", "abstention_rate", "triage_agreement"]
-CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "auroc_malignant", "ece",
-                          *REPORT_METRICS]
-METRICS_BY_TYPE: dict[str, list[str]] = {
-    "classification": CLASSIFICATION_METRICS,
-    "report": CLASSIFICATION_METRICS,
-    "closed_vqa": ["accuracy", "unparsed_rate"],
-    "open_vqa": ["token_f1", "rouge_l", "bleu_1", "bleu_2", "bleu_3", "bleu_4", "delta_bleu", "bertscore"],
-}
 PROMPT_FIELDS = {"question", "choices"}
 
 
@@ -44,6 +36,8 @@ class DatasetSpec(_Strict):
     images_root: str | None = Field(None, description="default images folder; --images-root overrides")
     options: dict = Field(default_factory=dict, description="keyword options for the adapter")
     label_map: dict[str, str] = Field(default_factory=dict, description="dataset label -> condition id")
+    unscored_labels: dict[str, str] = Field(default_factory=dict, description="dataset label -> why it is left "
+                                            "out of label metrics on purpose (e.g. ISIC 2019 UNK)")
     labels_required: bool = Field(False, description="drop samples whose label does not map (else: counted wrong)")
 
 
@@ -72,7 +66,7 @@ class TaskConfig(_Strict):
     def _check(self) -> TaskConfig:
         if self.dataset.adapter not in ADAPTERS:
             raise ValueError(f"unknown dataset adapter {self.dataset.adapter!r}; choose from {ADAPTERS.names()}")
-        allowed = METRICS_BY_TYPE[self.type]
+        allowed = metrics_for(self.type)
         bad = [m for m in self.metrics + self.headline if m not in allowed]
         if bad:
             raise ValueError(f"metric(s) {bad} not available for {self.type} tasks; choose from {allowed}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ ADAPTERS: Registry[Callable[..., LoadedDataset]] = Registry("dataset adapter", {
     "jsonl_manifest": "eval.datasets.vqa:jsonl_manifest",
 }, error=DatasetError)
 
-__all__ = ["ADAPTERS", "Dataset", "DatasetError", "Sample", "Skipped", "load_dataset"]
+__all__ = ["ADAPTERS", "Dataset", "DatasetError", "Sample", "Skipped", "load_dataset", "map_label"]
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Dataset:
     skipped: list[Skipped]
     unknown_labels: dict[str, int] = field(default_factory=dict)  # raw label -> count, labels that did not map
     fingerprint: str = ""
+    unscored_labels: dict[str, int] = field(default_factory=dict)  # raw label -> count, left out on purpose
 
 
 def _fingerprint(loaded: LoadedDataset, images_root: Path) -> str:
@@ -56,35 +57,51 @@ def _fingerprint(loaded: LoadedDataset, images_root: Path) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
-def load_dataset(adapter: str, data: Path, images_root: Path | None = None, options: dict | None = None,
-                 label_map: dict[str, str] | None = None, labels_required: bool = False) -> Dataset:
-    """Load, map labels (``label_map`` first, exact then case-insensitive, then the ontology) and fingerprint.
+def map_label(label: str, label_map: dict[str, str] | None = None) -> str | None:
+    """A dataset label's condition id: the task's ``label_map`` (exact, then case-insensitive), then the ontology
+    (ids, names and synonyms after ``normalize_key``); None when nothing maps."""
+    lmap = {str(k): v for k, v in (label_map or {}).items()}
+    if label in lmap:
+        return lmap[label]
+    lower = {k.strip().lower(): v for k, v in lmap.items()}
+    mapped = lower.get(label.strip().lower())
+    return mapped if mapped is not None else default_ontology().normalize(label)
 
-    A sample whose label does not map stays in the dataset with ``label_id=None`` (it is counted wrong by every
-    classifier and listed under unknown labels); ``labels_required`` drops it instead (listed as skipped too).
-    An empty result is an error, never a 0% score."""
+
+def load_dataset(adapter: str, data: Path, images_root: Path | None = None, options: dict | None = None,
+                 label_map: dict[str, str] | None = None, labels_required: bool = False,
+                 unscored_labels: Iterable[str] = ()) -> Dataset:
+    """Load, map labels (``map_label``) and fingerprint.
+
+    A sample whose label does not map stays in the dataset with ``label_id=None`` (it is left out of label metrics
+    and counted in the run's headline label counts); ``labels_required`` drops it instead (listed as skipped).
+    A label in ``unscored_labels`` (e.g. ISIC 2019 ``UNK``, "none of the others") gets no condition id on purpose
+    and is counted apart from the labels that failed to map.
+    An empty result is an error naming where images were looked up, never a 0% score."""
     data = Path(data)
     if not data.exists():
         raise DatasetError(f"dataset file not found: {data}")
     root = Path(images_root) if images_root else (data if data.is_dir() else data.parent)
     loaded = ADAPTERS.get(adapter)(data, root, **(options or {}))
-    lmap = {str(k): v for k, v in (label_map or {}).items()}
-    lower = {k.lower(): v for k, v in lmap.items()}
     unknown: Counter[str] = Counter()
+    unscored: Counter[str] = Counter()
+    skip = set(unscored_labels)
     kept: list[Sample] = []
     for s in loaded.samples:
         if s.label is not None:
-            mapped = lmap.get(s.label, lower.get(s.label.strip().lower()))
-            s.label_id = mapped if mapped is not None else default_ontology().normalize(s.label)
+            s.label_id = None if s.label in skip else map_label(s.label, label_map)
             if s.label_id is None:
-                unknown[s.label] += 1
+                (unscored if s.label in skip else unknown)[s.label] += 1
                 if labels_required:
-                    loaded.skipped.append(Skipped(s.id, f"unknown label: {s.label}"))
+                    why = "unscored" if s.label in skip else "unknown"
+                    loaded.skipped.append(Skipped(s.id, f"{why} label: {s.label}"))
                     continue
         kept.append(s)
     loaded.samples = kept
     if not kept:
         reasons = Counter(sk.reason.split(":")[0] for sk in loaded.skipped)
         detail = "; ".join(f"{n} {r}" for r, n in reasons.most_common(3))
-        raise DatasetError(f"dataset {data} has no usable samples" + (f" ({detail})" if detail else ""))
-    return Dataset(kept, loaded.skipped, dict(unknown.most_common()), _fingerprint(loaded, root))
+        where = f"images looked up under {root}"
+        raise DatasetError(f"dataset {data} has no usable samples ({detail + '; ' if detail else ''}{where})")
+    return Dataset(kept, loaded.skipped, dict(unknown.most_common()), _fingerprint(loaded, root),
+                   dict(unscored.most_common()))

@@ -1,10 +1,19 @@
 """Open-VQA text metrics: token F1, ROUGE-L, BLEU-1..4 and deltaBLEU (weighted multi-reference BLEU).
 
-Scores are fractions in [0, 1] (the MEDIQA-M3G leaderboard prints deltaBLEU x 100).
+Scores are fractions in [0, 1] (the MEDIQA-M3G leaderboard prints deltaBLEU x 100). Each follows a reference
+implementation, which ``tests/eval/test_eval_oracles.py`` compares against:
 
-BLEU follows sacreBLEU 1.4 ``corpus_bleu`` with lower-casing, the 13a tokenizer, ``exp`` smoothing and the
-effective order, which is what the MEDIQA-M3G 2024 scorer calls. deltaBLEU (Galley et al., 2015) as implemented
-there: for each hypothesis h with references r_j of weight w_j,
+* token F1: the SQuAD evaluation script — answers normalised by lower-casing, deleting punctuation, removing the
+  articles a/an/the and splitting on whitespace; F1 of the token multisets; 1.0 when both sides are empty, 0.0
+  when only one is; max over references.
+* ROUGE-L: ``rouge_score``'s F-measure with its default tokenizer (lower-case, runs of ``[a-z0-9]``), no
+  stemming; max over references.
+* BLEU: sacreBLEU 2.x ``BLEU(lowercase=True, tokenize="13a", smooth_method="exp", effective_order=True)``
+  corpus score (which the MEDIQA-M3G 2024 scorer calls): clipped counts against the maximum count in any
+  reference, brevity penalty with the closest reference length (ties: the shorter), no score when nothing matches.
+
+deltaBLEU (Galley et al., 2015) as implemented in the MEDIQA-M3G scorer: for each hypothesis h with references
+r_j of weight w_j,
 
     correct_n += sum over n-grams g of h with min(#g(h), max_j #g(r_j)) > 0 of  w(g) * min(#g(h), max_j #g(r_j))
     total_n   += sum over n-grams g of h of  max_j(w_j) * #g(h)
@@ -19,26 +28,29 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections import Counter
 from dataclasses import dataclass, field
 
 NGRAM_ORDER = 4
-_ARTICLES = {"a", "an", "the"}
-_WORD = re.compile(r"\w+", re.UNICODE)
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
 
 
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+def squad_tokens(text: str) -> list[str]:
+    """SQuAD's ``normalize_answer`` then whitespace split: lower, punctuation deleted, articles removed."""
+    return _ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split()
 
 
 def token_f1(prediction: str, references: list[str]) -> float:
-    """SQuAD-style token F1 (lower-case, punctuation and articles removed), max over references."""
-    pred = [w for w in words(prediction) if w not in _ARTICLES]
+    """SQuAD token F1 (its answer normalisation), max over references."""
+    pred = squad_tokens(prediction)
     best = 0.0
     for ref in references:
-        gold = [w for w in words(ref) if w not in _ARTICLES]
-        if not pred and not gold:
-            best = max(best, 1.0)
+        gold = squad_tokens(ref)
+        if not pred or not gold:
+            best = max(best, float(pred == gold))
             continue
         common = sum((Counter(pred) & Counter(gold)).values())
         if common == 0:
@@ -46,6 +58,11 @@ def token_f1(prediction: str, references: list[str]) -> float:
         p, r = common / len(pred), common / len(gold)
         best = max(best, 2 * p * r / (p + r))
     return best
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """``rouge_score``'s default tokenizer: lower-case, then runs of [a-z0-9] (everything else separates)."""
+    return _ROUGE_TOKEN.findall(text.lower())
 
 
 def _lcs(a: list[str], b: list[str]) -> int:
@@ -61,11 +78,11 @@ def _lcs(a: list[str], b: list[str]) -> int:
 
 
 def rouge_l(prediction: str, references: list[str]) -> float:
-    """ROUGE-L F1 on lower-cased word tokens (LCS), max over references."""
-    pred = words(prediction)
+    """ROUGE-L F-measure (longest common subsequence of ``rouge_tokens``), max over references."""
+    pred = rouge_tokens(prediction)
     best = 0.0
     for ref in references:
-        gold = words(ref)
+        gold = rouge_tokens(ref)
         lcs = _lcs(pred, gold)
         if lcs:
             p, r = lcs / len(pred), lcs / len(gold)
@@ -150,7 +167,10 @@ def bleu_stats(hypothesis: str, references: list[str], weights: list[float] | No
 
 
 def corpus_bleu(stats: BleuStats, max_order: int = NGRAM_ORDER) -> float:
-    """BLEU-``max_order`` from summed statistics (sacreBLEU ``exp`` smoothing, effective order)."""
+    """BLEU-``max_order`` from summed statistics (sacreBLEU ``exp`` smoothing, effective order); 0 when no n-gram
+    up to ``max_order`` matches (sacreBLEU 2.x's early stop)."""
+    if not any(stats.correct[:max_order]):
+        return 0.0
     precisions = [0.0] * max_order
     smooth = 1.0
     effective = max_order

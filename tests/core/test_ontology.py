@@ -337,6 +337,10 @@ MALIGNANT = {
     "kaposi_sarcoma",
     "mycosis_fungoides",
     "dermatofibrosarcoma_protuberans",
+    "langerhans_cell_histiocytosis",  # added for evaluation-dataset label coverage
+    "leukaemia_cutis",
+    "cutaneous_metastasis",
+    "sebaceous_carcinoma",
 }
 # Precursors and in-situ disease (ICD-10 D04 "carcinoma in situ" is not a C-code malignancy): one flag for the
 # safety layer and the eval harness, so HAM10000 "akiec" and ISIC "AK" are treated alike.

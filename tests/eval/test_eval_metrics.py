@@ -22,27 +22,29 @@ approx = pytest.approx
 
 
 def test_classification_hand_computed():
-    t, p = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, -1, 2])
-    cm = clf.confusion(t, p, 3)
-    assert cm.tolist() == [[1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
+    # classes 0-2 are labels, 3 is a prediction outside the label set (an extra class, as the harness encodes it)
+    t, p = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 3, 2])
+    cm = clf.confusion(t, p, 4)
+    assert cm.tolist() == [[1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 0]]
     assert clf.accuracy(t, p) == approx(0.6)
     assert clf.balanced_accuracy(cm) == approx((0.5 + 0.5 + 1) / 3)
     pc = clf.per_class(cm)
-    assert pc["precision"].tolist() == approx([1.0, 0.5, 1.0])
-    assert clf.macro_f1(cm) == approx((2 / 3 + 0.5 + 1.0) / 3)
+    assert pc["precision"].tolist() == approx([1.0, 0.5, 1.0, 0.0])
+    # scikit-learn's default: the outside class is a class of its own with F1 0
+    assert clf.macro_f1(cm) == approx((2 / 3 + 0.5 + 1.0 + 0.0) / 4)
 
 
 def test_all_wrong_and_unmapped_is_wrong():
-    t, p = np.array([0, 1]), np.array([-1, -1])
-    cm = clf.confusion(t, p, 2)
+    t, p = np.array([0, 1]), np.array([2, 2])
+    cm = clf.confusion(t, p, 3)
     assert clf.accuracy(t, p) == 0.0 and clf.balanced_accuracy(cm) == 0.0 and clf.macro_f1(cm) == 0.0
 
 
 def test_single_class():
-    t, p = np.array([0, 0, 0]), np.array([0, 0, -1])
-    cm = clf.confusion(t, p, 1)
+    t, p = np.array([0, 0, 0]), np.array([0, 0, 1])
+    cm = clf.confusion(t, p, 2)
     assert clf.accuracy(t, p) == approx(2 / 3) and clf.balanced_accuracy(cm) == approx(2 / 3)
-    assert clf.macro_f1(cm) == approx(0.8)  # precision 1, recall 2/3
+    assert clf.macro_f1(cm) == approx((0.8 + 0.0) / 2)  # precision 1, recall 2/3; the failed class scores 0
 
 
 def test_empty_is_none_not_zero():
