@@ -40,7 +40,7 @@ class OpenAIBackend:
         return self.config.adapters[adapter] or adapter  # the served LoRA name (vLLM --lora-modules NAME=PATH)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        kwargs: dict = dict(model=self._served_name(request.adapter), messages=_openai_messages(request.messages),
+        kwargs: dict = dict(model=self._served_name(request.adapter), messages=openai_messages(request.messages),
                             max_tokens=request.max_new_tokens, temperature=request.temperature,
                             top_p=request.top_p, seed=request.seed)
         if request.json_schema is not None:
@@ -60,7 +60,7 @@ class OpenAIBackend:
         self.client.close()
 
 
-def _openai_messages(messages: tuple[ChatMessage, ...]) -> list[dict]:
+def openai_messages(messages: tuple[ChatMessage, ...]) -> list[dict]:
     out = []
     for message in messages:
         content = []

@@ -102,8 +102,9 @@ def search(
     config: ConfigOpt = None,
 ) -> None:
     """Search the knowledge base: rank, score, chunk id, title and the start of each passage."""
-    from rag.retriever import build_default_retriever
+    from rag.retriever import build_default_retriever, check_search
 
+    check_search(query, k, condition, category)  # bad input fails before the store and the encoder load
     settings = _retrieval(config, store, chroma_url)
     retriever = build_default_retriever(settings.store, chroma_url=settings.chroma_url,
                                         embedding_model=settings.embedding_model,
