@@ -66,6 +66,9 @@ class BackendConfig(BaseModel):
     enable_prefix_caching: bool = Field(
         True, description="vllm only; off for bit-exact reproducibility (cached KV can flip near-tied greedy choices)")
     quantization: Literal["none", "4bit", "8bit"] = Field("none", description="transformers only, via bitsandbytes")
+    threads: int | None = Field(
+        None, ge=1, description="transformers only: torch threads; default: the cores this process may use (CPU "
+                                "affinity and container quota). Fewer help when other busy processes share them")
 
     def check_adapter(self, name: str | None) -> None:
         """A request may only name an adapter this backend was configured with."""
@@ -86,6 +89,13 @@ class BackendConfig(BaseModel):
         if model.startswith(("/", ".", "~")) or Path(model).is_absolute() or Path(model).exists():
             return Path(model).name or "local-model"
         return model
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A backend that can prepare constrained decoding for a schema of this shape ahead of the first request."""
+
+    def warm_up(self, json_schema: dict) -> None: ...
 
 
 @runtime_checkable

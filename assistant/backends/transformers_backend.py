@@ -1,16 +1,17 @@
 """In-process Hugging Face transformers backend (CPU or GPU), optional PEFT LoRA adapters, xgrammar JSON decoding.
 
 The JSON grammar is compiled compact (no free whitespace) exactly as vLLM does with ``disable_any_whitespace``,
-so greedy output here and from vLLM is token-for-token the same for the same prompt.
+so greedy output here and from vLLM is token-for-token the same for the same prompt. Grammars come from a
+process-wide compiler warmed in the background (``assistant.backends.grammar``). torch's thread count is set
+from ``threads`` (default: the cores the process may really use), not left to torch's count of the machine.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 
 from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
-from assistant.backends.common import first_line, torch_dtype
+from assistant.backends.common import first_line, torch_dtype, usable_cores
 from assistant.core.errors import BackendError, ConfigError
 from assistant.core.messages import to_hf_messages
 
@@ -24,6 +25,7 @@ class TransformersBackend:
 
         config.check_adapter_folders()
         self.config = config
+        torch.set_num_threads(config.threads or usable_cores())
         on_gpu = config.device in ("auto", "cuda") and torch.cuda.is_available()
         self._device = "cuda" if on_gpu else "cpu"
         try:
@@ -49,7 +51,6 @@ class TransformersBackend:
         self.model = self._attach_adapters(model, config.adapters)
         self.model.eval()
         self._lock = threading.Lock()  # generate() mutates the active adapter; one request at a time
-        self._tokenizer_info = None
 
     @staticmethod
     def _attach_adapters(model, adapters: dict[str, str]):
@@ -64,17 +65,18 @@ class TransformersBackend:
             peft_model.load_adapter(path, adapter_name=name)
         return peft_model
 
+    def _grammars(self):
+        from assistant.backends.grammar import grammars_for
+
+        return grammars_for(self.config.model, self.processor.tokenizer, self.model.config.get_text_config().vocab_size)
+
+    def warm_up(self, json_schema: dict) -> None:
+        self._grammars().warm_up(json_schema)
+
     def _logits_processor(self, schema: dict):
         import xgrammar as xgr
 
-        if self._tokenizer_info is None:
-            vocab_size = self.model.config.get_text_config().vocab_size
-            self._tokenizer_info = xgr.TokenizerInfo.from_huggingface(self.processor.tokenizer,
-                                                                      vocab_size=vocab_size)
-            self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
-        compiled = self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False,
-                                                      separators=(",", ":"))
-        return xgr.contrib.hf.LogitsProcessor(compiled)  # stateful: a new one per generate() call
+        return xgr.contrib.hf.LogitsProcessor(self._grammars().compile(schema))  # stateful: one per generate()
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         import torch

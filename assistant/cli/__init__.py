@@ -31,7 +31,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def _mount() -> None:
     """Each surface owns its command module; this is the only place that knows them all."""
-    from assistant.cli import kb, report, tools
+    from assistant.cli import bench, kb, report, tools
     from assistant.serving.cli import serve
     from eval.cli import app as eval_app
 
@@ -42,6 +42,7 @@ def _mount() -> None:
     app.command("tiny-model")(tools.tiny_model)
     app.command()(tools.schema)
     app.command("vllm-args")(tools.vllm_args)
+    app.command("bench", context_settings=bench.CONTEXT)(bench.bench)
 
 
 _mount()

@@ -134,6 +134,7 @@ def stats(store: StoreOpt = None, chroma_url: UrlOpt = None, config: ConfigOpt =
         ("version", m.version),
         ("embedding model", f"{m.embedding_model} ({m.dimension} dimensions)"),
         ("corpus version", m.corpus_version),
+        ("query encoder", _encoder_line(m.query_encoder)),
         ("chunks", str(m.chunk_count)),
         ("documents", f"{m.doc_count} ({len(m.user_documents)} added by you)"),
         ("your documents", ", ".join(m.user_documents) or "-"),
@@ -142,6 +143,14 @@ def stats(store: StoreOpt = None, chroma_url: UrlOpt = None, config: ConfigOpt =
     ]
     for name, value in rows:
         typer.echo(f"{name + ':':17}{value}")
+
+
+def _encoder_line(check) -> str:
+    if check is None:
+        return "sentence-transformers (built before ONNX exports; rebuild for the fast path)"
+    if not check.passed:
+        return f"sentence-transformers (the ONNX export failed its check: {check.error or 'vectors differ'})"
+    return f"ONNX ({check.key}), checked on {check.texts_checked} texts: max difference {check.max_abs_diff:.1e}"
 
 
 @app.command("eval")

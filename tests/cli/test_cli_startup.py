@@ -43,22 +43,22 @@ def run_probe(*args: str) -> tuple[int, set[str], str]:
     return found["code"], set(found["heavy"]), proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["--help"],
-    ["kb", "--help"],
-    ["kb", "stats", "--store", "{store}"],
-    ["kb", "search", "rash", "-k", "0", "--store", "{store}"],
-    ["kb", "search", "rash", "--condition", "not-a-disease", "--store", "{store}"],
-    ["kb", "stats", "--store", "{missing}"],
-    ["report", "{missing}/lesion.jpg"],
-    ["serve", "--help"],
-    ["eval", "--help"],
-], ids=lambda a: " ".join(a).replace("{store}", "S").replace("{missing}", "M"))
-def test_help_stats_and_every_error_path_import_nothing_heavy(args, tmp_path):
+@pytest.mark.parametrize(("args", "code"), [
+    (["--help"], 0),
+    (["kb", "--help"], 0),
+    (["kb", "stats", "--store", "{store}"], 0),
+    (["kb", "stats", "--store", "{missing}"], 1),
+    (["kb", "search", "rash", "-k", "0", "--store", "{store}"], 1),
+    (["kb", "search", "rash", "--condition", "not-a-disease", "--store", "{store}"], 1),
+    (["report", "{missing}/lesion.jpg"], 1),
+    (["serve", "--help"], 0),
+    (["eval", "--help"], 0),
+], ids=lambda a: " ".join(a).replace("{store}", "S").replace("{missing}", "M") if isinstance(a, list) else "")
+def test_help_stats_and_every_error_path_import_nothing_heavy(args, code, tmp_path):
     args = [a.format(store=built_store_dir(), missing=tmp_path / "none") for a in args]
-    code, heavy, output = run_probe(*args)
+    exit_code, heavy, output = run_probe(*args)
     assert heavy == set(), output[-2000:]
-    assert code == (0 if "--help" in args or "stats" in args else 1), output[-2000:]
+    assert exit_code == code, output[-2000:]
 
 
 def test_kb_search_embeds_without_torch():
