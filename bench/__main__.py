@@ -41,8 +41,8 @@ def run_section(name: str, results: Results, args: argparse.Namespace) -> None:
     elif name == "decoding":
         from bench import decode_bench
 
-        decode_bench.run(results, backends=args.backends, model=args.model, rounds=2 if quick else 8,
-                         max_new_tokens=64 if quick else 256)
+        decode_bench.run(results, backends=args.backends, model=args.model, rounds=4 if quick else 8,
+                         max_new_tokens=64 if quick else 256, first_rounds=1 if quick else 3)
     elif name == "batch":
         batch(results, args)
     elif name == "endpoint":

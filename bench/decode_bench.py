@@ -61,7 +61,7 @@ def _per_token(backend, messages, schema, max_new_tokens: int):
 
 
 def run(results: Results, backends: tuple[str, ...] = ("transformers", "vllm"), model: str | None = None,
-        rounds: int = 8, max_new_tokens: int = 256) -> None:
+        rounds: int = 8, max_new_tokens: int = 256, first_rounds: int = 3) -> None:
     for name in backends:
         backend, messages, schema = prepared(name, model)
         variants = {"free": _per_token(backend, messages, None, max_new_tokens),
@@ -77,7 +77,7 @@ def run(results: Results, backends: tuple[str, ...] = ("transformers", "vllm"), 
         if name == "transformers":
             threads(results, backend, messages, rounds, max_new_tokens)
         backend.close()
-        first = first_request(name, model, rounds=3)
+        first = first_request(name, model, rounds=first_rounds)
         results.add(Row("decoding", f"{name}: first constrained request of a process vs the next",
                         median([x["first_ms"] for x in first]), "ms", a=median([x["next_ms"] for x in first]),
                         a_label="next", b_label="first", note="4 tokens; the difference is grammar setup"))

@@ -91,11 +91,17 @@ class SentenceMeanEmbedder:
         return np.stack(out).astype(np.float32)
 
 
+@functools.cache
+def sentence_embedder() -> SentenceMeanEmbedder:
+    from rag.embeddings import get_embedder
+
+    return SentenceMeanEmbedder(get_embedder())
+
+
 def store_for(n: int) -> Path:
     """A store of ``n`` synthetic chunks, written once and kept (keyed by the corpus version and store format)."""
     from assistant.core.paths import dermassist_home
     from rag.corpus import corpus_version
-    from rag.embeddings import get_embedder
     from rag.store import LocalBackend, Manifest, write_chunks
 
     folder = dermassist_home() / "bench" / f"kb-{n}-{corpus_version()}-f{Manifest.model_fields['format'].default}"
@@ -103,8 +109,8 @@ def store_for(n: int) -> Path:
         return folder
     print(f"[bench] writing a {n:,}-chunk store to {folder} (kept for later runs)...", file=sys.stderr, flush=True)
     started = clock()
-    write_chunks(LocalBackend(folder), synthetic_chunks(n), embedder=SentenceMeanEmbedder(get_embedder()),
-                 corpus="synthetic", doc_count=n)
+    write_chunks(LocalBackend(folder), synthetic_chunks(n), embedder=sentence_embedder(), corpus="synthetic",
+                 doc_count=n)
     print(f"[bench] written in {clock() - started:.0f} s", file=sys.stderr, flush=True)
     return folder
 
