@@ -102,9 +102,9 @@ def store_for(n: int) -> Path:
     """A store of ``n`` synthetic chunks, written once and kept (keyed by the corpus version and store format)."""
     from assistant.core.paths import dermassist_home
     from rag.corpus import corpus_version
-    from rag.store import LocalBackend, Manifest, write_chunks
+    from rag.store import MANIFEST_FORMAT, LocalBackend, write_chunks
 
-    folder = dermassist_home() / "bench" / f"kb-{n}-{corpus_version()}-f{Manifest.model_fields['format'].default}"
+    folder = dermassist_home() / "bench" / f"kb-{n}-{corpus_version()}-f{MANIFEST_FORMAT}"
     if (folder / "manifest.json").is_file():
         return folder
     print(f"[bench] writing a {n:,}-chunk store to {folder} (kept for later runs)...", file=sys.stderr, flush=True)

@@ -22,6 +22,7 @@ import re
 import shutil
 import sys
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,8 @@ def _export(model_name: str, st_model: Any, folder: Path, fingerprint: str) -> N
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:6]}.tmp")
     tmp.mkdir(parents=True)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on Python-side checks: noise on a user's stderr
             torch.onnx.export(
                 Pipeline().eval(), tuple(example[n] for n in names), str(tmp / "model.onnx"), input_names=names,
                 output_names=["embedding"], opset_version=OPSET, dynamo=False,

@@ -62,8 +62,11 @@ LEXICAL = "lexical"
 LEXICAL_PART_BYTES = 4 * 2**20  # a lexical-index file is stored on a Chroma server in documents of this size
 
 
+MANIFEST_FORMAT = 2  # 2: each generation has its lexical index (a format-1 generation gets one on first search)
+
+
 class Manifest(BaseModel):
-    format: int = 2  # 2: each generation has its lexical index (a format-1 generation gets one on first search)
+    format: int = MANIFEST_FORMAT
     embedding_model: str
     dimension: int
     corpus_version: str
@@ -611,7 +614,7 @@ def _write_generation(
         if count == 0:
             raise RetrievalError("Nothing to store: the knowledge base would be empty.")
         backend.save_lexical(generation, lexical)  # part of the generation: live with it, or dropped with it
-        final = manifest.model_copy(update={"generation": generation, "chunk_count": count})
+        final = manifest.model_copy(update={"generation": generation, "chunk_count": count, "format": MANIFEST_FORMAT})
         backend.commit(final)
     except BaseException:
         backend.drop(generation)

@@ -53,6 +53,7 @@ def run_probe(*args: str) -> tuple[int, set[str], str]:
     (["report", "{missing}/lesion.jpg"], 1),
     (["serve", "--help"], 0),
     (["eval", "--help"], 0),
+    (["bench", "--help"], 0),
 ], ids=lambda a: " ".join(a).replace("{store}", "S").replace("{missing}", "M") if isinstance(a, list) else "")
 def test_help_stats_and_every_error_path_import_nothing_heavy(args, code, tmp_path):
     args = [a.format(store=built_store_dir(), missing=tmp_path / "none") for a in args]
