@@ -29,6 +29,7 @@ import numpy as np
 from bench.common import REPO, Results, Row, clock, median, percentile
 
 SIZES = (1_000, 10_000, 100_000)
+TARGET_SIZE = 100_000
 HYBRID_P95_MS = 20.0
 FIRST_QUERY_MS = 1000.0
 
@@ -159,13 +160,18 @@ def first_query(folder: Path, query: str, rounds: int) -> dict[str, list[dict]]:
 def run(results: Results, sizes: tuple[int, ...] = SIZES, n_queries: int = 100, rounds: int = 3) -> None:
     from rag.evaluate import load_queries
 
+    if TARGET_SIZE not in sizes:
+        results.notes.append(f"Retrieval targets (hybrid p95 <= {HYBRID_P95_MS:g} ms and first search <= "
+                             f"{FIRST_QUERY_MS / 1000:g} s at {TARGET_SIZE:,} chunks): not measured in this run "
+                             f"(sizes {', '.join(f'{n:,}' for n in sizes)}).")
+
     queries = [q.query for q in load_queries()][:n_queries]
     for n in sizes:
         folder = store_for(n)
         s = steady(folder, queries)
         first = first_query(folder, queries[1], rounds)
         label = f"retrieval {n // 1000}k"
-        largest = n == max(sizes)
+        largest = n == TARGET_SIZE  # the targets are set for 100k chunks
         parts = (f"hybrid parts p50: embed {median(s['embed']):.1f} ms, Chroma top-20 {median(s['chroma']):.1f} ms, "
                  f"BM25 {median(s['lexical']):.1f} ms")
         results.add(Row(label, "search p50, k=5", median(s["hybrid"]), "ms", a=median(s["dense"]),

@@ -345,13 +345,12 @@ class ServerBackend:
         ids, documents, metadatas = [], [], []
         for name in LEXICAL_FILES:
             data = (folder / name).read_bytes()
-            parts = max(1, -(-len(data) // LEXICAL_PART_BYTES))
+            parts, digest = max(1, -(-len(data) // LEXICAL_PART_BYTES)), hashlib.sha256(data).hexdigest()
             for part in range(parts):
                 chunk = data[part * LEXICAL_PART_BYTES : (part + 1) * LEXICAL_PART_BYTES]
                 ids.append(f"{name}#{part}")
                 documents.append(base64.b64encode(chunk).decode("ascii"))
-                metadatas.append({"file": name, "part": part, "parts": parts,
-                                  "sha256": hashlib.sha256(data).hexdigest()})
+                metadatas.append({"file": name, "part": part, "parts": parts, "sha256": digest})
         with self.errors():
             files = self.client.create_collection(f"{generation}-{LEXICAL}", embedding_function=None)
             for start in range(0, len(ids), 8):
