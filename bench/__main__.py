@@ -81,16 +81,24 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     sections = SECTIONS if "all" in args.sections else tuple(dict.fromkeys(args.sections))
     results = Results(started=machine())
-    for name in sections:
-        print(f"[bench] {name}...", file=sys.stderr, flush=True)
-        run_section(name, results, args)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = markdown(results, command)
-    print(table)
+    failed = 0
+    for i, name in enumerate(sections):
+        print(f"[bench] {name}...", file=sys.stderr, flush=True)
+        try:
+            run_section(name, results, args)
+        except (Exception, SystemExit) as exc:  # one broken section must not lose the others' numbers
+            failed += 1
+            results.notes.append(f"{name}: not measured — the section failed: {str(exc).splitlines()[0][:300]}")
+            print(f"[bench] {name} failed: {exc}", file=sys.stderr, flush=True)
+        if args.write:  # after every section: a run stopped part-way still leaves what it measured, said so
+            left = sections[i + 1:]
+            pending = [f"Sections not run yet when this was written: {', '.join(left)}."] if left else []
+            write_into(DOC, markdown(Results(results.rows, results.notes + pending, results.started), command))
+    print(markdown(results, command))
     if args.write:
-        write_into(DOC, table)
         print(f"[bench] written into {Path(DOC).relative_to(REPO)}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
