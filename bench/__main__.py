@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from bench.common import REPO, Results, machine, markdown, write_into
 
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="+", choices=("all", *SECTIONS), help="what to run")
     parser.add_argument("--quick", action="store_true", help="small sizes and few rounds: check the harness")
-    parser.add_argument("--write", action="store_true", help=f"write the table into {DOC.relative_to(REPO)}")
+    parser.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--model", help="model path or hub id (default: the tiny random demo model)")
     parser.add_argument("--backends", default="transformers,vllm", help="in-process backends to compare")
     parser.add_argument("--sizes", help="retrieval store sizes, e.g. 1000,10000,100000")
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             write_into(DOC, markdown(Results(results.rows, results.notes + pending, results.started), command))
     print(markdown(results, command))
     if args.write:
-        print(f"[bench] written into {Path(DOC).relative_to(REPO)}", file=sys.stderr)
+        print(f"[bench] written into {DOC}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -39,3 +39,16 @@ def test_the_table_goes_between_the_markers_and_nothing_else_changes(tmp_path):
     text = doc.read_text()
     assert text.startswith("# Title\n\nintro\n\n") and text.endswith(f"{END}\n\nafter\n")
     assert "old table" not in text and table in text
+
+
+def test_a_failing_section_is_a_note_and_the_table_is_still_written(tmp_path, monkeypatch, capsys):
+    import bench.__main__ as entry
+
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"intro\n{BEGIN}\nold\n{END}\n")
+    monkeypatch.setattr(entry, "DOC", doc)
+    monkeypatch.chdir(entry.REPO)
+    assert entry.main(["retrieval", "--sizes", "lots", "--write"]) == 1  # int("lots") fails inside the section
+    text = doc.read_text()
+    assert "- retrieval: not measured — the section failed: invalid literal" in text and "old" not in text
+    assert "retrieval failed" in capsys.readouterr().err
