@@ -212,6 +212,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run(results, model: str | None = None, quick: bool = False) -> None:
+    """``python -m bench batch``: arms (a)-(d) as rows of the shared table (B = batched, A = one at a time)."""
+    from bench.common import Row
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from assistant.models.tiny import ensure_demo_model
+
+    cases = synthetic_cases(8 if quick else 32)
+    for backend in ("transformers", "vllm"):
+        alone, batched = in_process(backend, model or str(ensure_demo_model()), cases, retrieval=False)
+        results.add(Row("batch", f"{backend}: cases/s for {len(cases)} cases (same reports: "
+                        f"{'yes' if batched['same_as_one_at_a_time'] else 'no'})", batched["cases_per_s"], "cases/s",
+                        a=alone["cases_per_s"], a_label="one at a time", b_label="batched",
+                        target=5.0 if backend == "vllm" else None, ratio_target=True, higher_is_better=True,
+                        why="batched throughput is bounded by the cores the engine gets on this machine"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=32, help="cases per arm")

@@ -1,39 +1,35 @@
-"""python bench/endpoint_bench.py --requests 64 --concurrency 8 [--model PATH] [--retrieval] [--out results.json]
+"""The endpoint's cost: ``dermassist serve --upstream`` vs calling the same vLLM server directly, on loopback.
 
-What the endpoint costs: throughput and p50/p99 latency of ``dermassist serve --backend openai --upstream`` against
-calling the same upstream vLLM server directly with the same requests (same image, same question, same
-``max_tokens``), on loopback.
+One vLLM OpenAI server (dermassist's structured-outputs settings) and one ``dermassist serve`` in front of it.
+The direct requests carry exactly the messages the endpoint sends upstream (system prompt, instructions, clinical
+context, the image as the endpoint re-encodes it; for reports the decoding schema), so both sides ask the model
+for the same work and the difference is the endpoint: HTTP hop, parsing, intake, prompt building, checks.
+(A raw user message is much shorter than dermassist's prompt; the table's note gives both token counts: that
+difference is model work a user asked for, not overhead.)
 
-It starts one vLLM OpenAI server (``vllm_server_command``: dermassist's structured-outputs settings) and one
-``dermassist serve`` in front of it, then runs two workloads, each on both targets:
-
-* ``chat``   — an image plus a question, ``max_tokens`` fixed: endpoint ``dermassist-chat`` (intake, retrieval if
-  ``--retrieval``, prompt, safety notes) vs the raw message to vLLM;
-* ``report`` — an image: endpoint ``dermassist-report`` (intake, prompt, JSON-schema decoding, validation,
-  grounding, safety layer) vs the raw message to vLLM with ``response_format`` = the report draft schema.
-
-The endpoint's prompts are longer than the raw request (system prompt, instructions), so part of the difference
-is model work, not HTTP overhead: the table reports mean prompt/completion tokens so the two can be told apart.
-Without ``--model`` it uses the tiny random demo model (CPU: numbers show overhead, not model speed).
+Rounds alternate direct and endpoint batches (A, B, then B, A): the old script measured all of one target and
+then all of the other, so the machine's drift decided its ratios (0.54x, 0.89x, 0.60x for the same code).
+The endpoint process's CPU time per request is read from /proc.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import io
-import json
 import os
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.common import REPO, Results, Row, median
+
+CHAT_OVERHEAD = 1.05
+CHAT_THROUGHPUT = 0.95
+QUESTION = "What is this itchy scaly plaque on the elbow, and what should be done next?"
 
 
 def _free_port() -> int:
@@ -44,7 +40,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
+def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 900) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout_s
@@ -61,8 +57,6 @@ def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    import signal
-
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -78,156 +72,162 @@ def _stop(proc: subprocess.Popen) -> None:
         time.sleep(0.2)
 
 
-def _image_url() -> str:
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _png_url() -> tuple[str, object]:
     from PIL import Image
 
     img = Image.new("RGB", (160, 120), (196, 128, 112))
     img.paste((92, 52, 40), (50, 40, 100, 80))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), buf.getvalue()
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
+def same_prompts(png: bytes, retrieval: bool) -> dict:
+    """The messages dermassist sends upstream for the chat and report workloads (no retrieval: no passages)."""
+    from assistant.backends.openai_backend import openai_messages
+    from assistant.core.case import ClinicalContext, Modality
+    from assistant.core.intake import load_image
+    from assistant.core.messages import chat_messages, report_messages
+    from assistant.core.report import draft_json_schema
+
+    if retrieval:
+        raise SystemExit("--retrieval: compare with the endpoint's own retrieval off (the direct side has none)")
+    image = load_image(png, label="image 1")
+    context = ClinicalContext(question=QUESTION)
+    return {"chat": openai_messages(chat_messages(QUESTION, images=[image], context=ClinicalContext())),
+            "report": openai_messages(report_messages(context, Modality.clinical, [image], [])),
+            "schema": draft_json_schema([])}
 
 
-async def _run(client, kwargs: dict, n: int, concurrency: int) -> dict:
+async def _batch(client, kwargs: dict, n: int, concurrency: int) -> tuple[list[float], float, list[int]]:
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     prompt_tokens: list[int] = []
-    completion_tokens: list[int] = []
-    errors = 0
 
-    async def one():
-        nonlocal errors
+    async def one() -> None:
         async with gate:
-            t0 = time.perf_counter()
-            try:
-                response = await client.chat.completions.create(**kwargs)
-            except Exception:
-                errors += 1
-                return
-            latencies.append(time.perf_counter() - t0)
+            started = time.perf_counter()
+            response = await client.chat.completions.create(**kwargs)
+            latencies.append(time.perf_counter() - started)
             if response.usage:
                 prompt_tokens.append(response.usage.prompt_tokens)
-                completion_tokens.append(response.usage.completion_tokens)
 
-    for _ in range(2):  # warm-up (compiles grammars, fills caches)
-        await one()
-    latencies.clear(), prompt_tokens.clear(), completion_tokens.clear()
-    errors = 0
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
-    wall = time.perf_counter() - t0
-    return {"requests": n, "ok": len(latencies), "errors": errors, "wall_s": round(wall, 2),
-            "throughput_rps": round(len(latencies) / wall, 2),
-            "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-            "p99_ms": round(1000 * _percentile(latencies, 99), 1) if latencies else None,
-            "prompt_tokens": round(statistics.mean(prompt_tokens)) if prompt_tokens else None,
-            "completion_tokens": round(statistics.mean(completion_tokens)) if completion_tokens else None}
+    return latencies, time.perf_counter() - started, prompt_tokens
 
 
-async def _bench(upstream: str, endpoint: str, served: str, args) -> list[dict]:
+async def _workloads(upstream: str, endpoint: str, serve_pid: int, args) -> list[dict]:
     import openai
 
-    from assistant.core.report import draft_json_schema
-
-    image = _image_url()
-    question = "What is this itchy scaly plaque on the elbow, and what should be done next?"
-    messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}},
-                                             {"type": "text", "text": question}]}]
-    direct = openai.AsyncOpenAI(base_url=upstream, api_key="EMPTY", max_retries=0, timeout=600)
-    ours = openai.AsyncOpenAI(base_url=endpoint, api_key=args.api_key, max_retries=0, timeout=600)
-    report_format = {"type": "json_schema", "json_schema": {"name": "dermassist_report",
-                                                            "schema": draft_json_schema(), "strict": True}}
-    workloads = [
+    url, png = _png_url()
+    prompts = same_prompts(png, args.retrieval)
+    raw = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                        {"type": "text", "text": QUESTION}]}]
+    direct = openai.AsyncOpenAI(base_url=upstream, api_key="EMPTY", max_retries=0, timeout=900)
+    ours = openai.AsyncOpenAI(base_url=endpoint, api_key=args.api_key, max_retries=0, timeout=900)
+    report_format = {"type": "json_schema", "json_schema": {"name": "dermassist_report", "schema": prompts["schema"],
+                                                            "strict": True}}
+    sampling = {"temperature": 0.0, "seed": 0}
+    plans = [
         ("chat", args.requests, args.concurrency,
-         (direct, dict(model=served, messages=messages, max_tokens=args.chat_tokens, temperature=0.0, seed=0)),
-         (ours, dict(model="dermassist-chat", messages=messages, max_tokens=args.chat_tokens))),
+         dict(model="upstream", messages=prompts["chat"], max_tokens=args.chat_tokens, **sampling),
+         dict(model="dermassist-chat", messages=raw, max_tokens=args.chat_tokens)),
         ("report", args.report_requests, args.report_concurrency,
-         (direct, dict(model=served, messages=messages, max_tokens=1536, temperature=0.0, seed=0,
-                       response_format=report_format)),
-         (ours, dict(model="dermassist-report", messages=messages))),
+         dict(model="upstream", messages=prompts["report"], max_tokens=1536, response_format=report_format,
+              **sampling),
+         dict(model="dermassist-report", messages=raw)),
     ]
     rows = []
-    for name, n, concurrency, (d_client, d_kwargs), (e_client, e_kwargs) in workloads:
+    for name, n, concurrency, direct_kwargs, endpoint_kwargs in plans:
         if n <= 0:
             continue
-        for target, client, kwargs in (("vLLM direct", d_client, d_kwargs), ("dermassist endpoint", e_client,
-                                                                              e_kwargs)):
-            result = await _run(client, kwargs, n, concurrency)
-            rows.append({"workload": name, "target": target, "concurrency": concurrency, **result})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        raw_tokens = (await direct.chat.completions.create(
+            model="upstream", messages=raw, max_tokens=1, **sampling)).usage.prompt_tokens
+        sides = {"direct": (direct, direct_kwargs), "endpoint": (ours, endpoint_kwargs)}
+        for client, kwargs in sides.values():  # warm-up: grammars, caches, connections
+            await _batch(client, kwargs, 2, 2)
+        per = max(1, n // args.rounds)
+        got = {side: {"lat": [], "wall": 0.0, "ok": 0, "prompt": []} for side in sides}
+        cpu = 0.0
+        for r in range(args.rounds):
+            for side in ("direct", "endpoint") if r % 2 == 0 else ("endpoint", "direct"):
+                client, kwargs = sides[side]
+                before = _cpu_s(serve_pid)
+                latencies, wall, prompt = await _batch(client, kwargs, per, concurrency)
+                if side == "endpoint":
+                    cpu += _cpu_s(serve_pid) - before
+                got[side]["lat"] += latencies
+                got[side]["wall"] += wall
+                got[side]["ok"] += len(latencies)
+                got[side]["prompt"] += prompt
+        rows.append({"workload": name, "concurrency": concurrency, "requests": got["direct"]["ok"],
+                     "raw_prompt_tokens": raw_tokens,
+                     "serve_cpu_ms_per_request": 1000 * cpu / max(1, got["endpoint"]["ok"]),
+                     **{f"{side}_{key}": value for side in sides for key, value in (
+                         ("p50_ms", 1000 * median(got[side]["lat"])),
+                         ("rps", got[side]["ok"] / got[side]["wall"]),
+                         ("prompt_tokens", median(got[side]["prompt"]) if got[side]["prompt"] else None))}})
     await direct.close()
     await ours.close()
     return rows
 
 
-def _table(rows: list[dict]) -> str:
-    head = ("| workload | target | n | conc. | ok | req/s | p50 ms | p99 ms | prompt tok | completion tok |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
-    lines = [f"| {r['workload']} | {r['target']} | {r['requests']} | {r['concurrency']} | {r['ok']} | "
-             f"{r['throughput_rps']} | {r['p50_ms']} | {r['p99_ms']} | {r['prompt_tokens']} | "
-             f"{r['completion_tokens']} |" for r in rows]
-    return "\n".join([head, *lines])
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model path or hub id (default: the tiny random demo model)")
-    parser.add_argument("--requests", type=int, default=64, help="chat requests per target")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--chat-tokens", type=int, default=32, help="max_tokens of chat requests")
-    parser.add_argument("--report-requests", type=int, default=16)
-    parser.add_argument("--report-concurrency", type=int, default=4)
-    parser.add_argument("--retrieval", action="store_true", help="ground in the knowledge base (built on first use)")
-    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
-    parser.add_argument("--extra-vllm-args", default="--enforce-eager --max-model-len 8192",
-                        help="extra flags for the vLLM server (CPU defaults)")
-    args = parser.parse_args()
-    args.api_key = "bench-key"
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def run(results: Results, model: str | None = None, requests: int = 32, concurrency: int = 8, chat_tokens: int = 32,
+        report_requests: int = 8, report_concurrency: int = 4, rounds: int = 4, retrieval: bool = False) -> None:
+    import argparse
 
     from assistant.backends.vllm_backend import vllm_server_command
 
-    model = args.model
+    args = argparse.Namespace(requests=requests, concurrency=concurrency, chat_tokens=chat_tokens,
+                              report_requests=report_requests, report_concurrency=report_concurrency,
+                              rounds=rounds, retrieval=retrieval, api_key="bench-key")
     if not model:
         from assistant.models.tiny import ensure_demo_model
 
         model = str(ensure_demo_model())
     logs = Path(tempfile.mkdtemp(prefix="dermassist-bench-"))
     up_port, ep_port = _free_port(), _free_port()
-    env = dict(os.environ, DERMASSIST_API_KEY=args.api_key)
-    cmd = vllm_server_command(model, port=up_port, extra=[*args.extra_vllm_args.split(), "--served-model-name",
-                                                          "upstream", "--disable-log-stats"])
-    upstream = subprocess.Popen(cmd, stdout=open(logs / "vllm.log", "wb"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
-                                start_new_session=True)
+    env = {**os.environ, "DERMASSIST_API_KEY": args.api_key, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    cmd = vllm_server_command(model, port=up_port, extra=["--enforce-eager", "--max-model-len", "8192",
+                                                          "--served-model-name", "upstream", "--disable-log-stats"])
+    upstream = subprocess.Popen(cmd, stdout=open(logs / "vllm.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                                env=env, start_new_session=True)
     endpoint = None
     try:
         _wait(f"http://127.0.0.1:{up_port}/v1/models", upstream)
-        concurrency = max(args.concurrency, args.report_concurrency)
         endpoint = subprocess.Popen(
             [sys.executable, "-c", "from assistant.cli import main; main()", "serve", "--upstream",
-             f"http://127.0.0.1:{up_port}/v1", "--port", str(ep_port), "--max-concurrency", str(concurrency),
-             "--max-queue", "1024", "--log-level", "warning", *([] if args.retrieval else ["--no-retrieval"])],
+             f"http://127.0.0.1:{up_port}/v1", "--port", str(ep_port), "--max-concurrency",
+             str(max(concurrency, report_concurrency)), "--max-queue", "1024", "--log-level", "warning",
+             *([] if retrieval else ["--no-retrieval"])],
             stdout=open(logs / "serve.log", "wb"), stderr=subprocess.STDOUT, env=env, cwd=REPO,  # noqa: SIM115
             start_new_session=True)
         _wait(f"http://127.0.0.1:{ep_port}/health", endpoint)
-        rows = asyncio.run(_bench(f"http://127.0.0.1:{up_port}/v1", f"http://127.0.0.1:{ep_port}/v1", "upstream",
-                                  args))
+        rows = asyncio.run(_workloads(f"http://127.0.0.1:{up_port}/v1", f"http://127.0.0.1:{ep_port}/v1",
+                                      endpoint.pid, args))
     finally:
         if endpoint is not None:
             _stop(endpoint)
         _stop(upstream)
-    print(_table(rows))
-    if args.out:
-        args.out.write_text(json.dumps({"model": Path(model).name, "retrieval": args.retrieval, "rows": rows},
-                                       indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    for row in rows:
+        chat = row["workload"] == "chat"
+        note = (f"n={row['requests']} per side, concurrency {row['concurrency']}; prompt "
+                f"{row['direct_prompt_tokens']:.0f} tokens both sides (a raw user message: "
+                f"{row['raw_prompt_tokens']}); serve CPU "
+                f"{row['serve_cpu_ms_per_request']:.1f} ms/request")
+        results.add(Row("endpoint", f"{row['workload']}: p50 latency", row["endpoint_p50_ms"], "ms",
+                        a=row["direct_p50_ms"], a_label="direct", b_label="endpoint", note=note,
+                        target=CHAT_OVERHEAD if chat else None, ratio_target=True,
+                        why="the endpoint's own work per request (serve CPU above) next to a ~10 ms tiny-model "
+                            "request"))
+        results.add(Row("endpoint", f"{row['workload']}: throughput", row["endpoint_rps"], "req/s",
+                        a=row["direct_rps"], a_label="direct", b_label="endpoint",
+                        target=CHAT_THROUGHPUT if chat else None, ratio_target=True, higher_is_better=True,
+                        why="the endpoint shares the 2 cores with the upstream it calls"))

@@ -1,171 +1,185 @@
-""".venv/bin/python bench/kb_bench.py --n 100000   # knowledge-base build time and query latency at scale
+"""Retrieval at scale: dense vs hybrid (the default) at 1k / 10k / 100k chunks, steady and first query of a process.
 
-Synthetic chunks are made from the packaged guideline corpus by recombining its sentences (3-6 per chunk, with a
-real document title and section as prefix, seeded), embedded in batches with the default embedder and written
-through the same path as ``dermassist kb build`` (``rag.store.write_chunks``: a fresh generation, then the atomic
-manifest switch). Then the query set is searched with the dense and the hybrid (default) retriever, k=5.
-Prints a Markdown table. Scale down with ``--n 10000``; ``--store DIR`` keeps the store (default: a temp folder).
+Stores are made of synthetic chunks (the packaged corpus's sentences recombined, 3-6 per chunk, each with a real
+document title and section, seeded) and written through the same path as ``dermassist kb build``
+(``rag.store.write_chunks``: Chroma generation, lexical index, query-encoder check, atomic manifest switch). They
+are kept in ``$DERMASSIST_HOME/bench/`` between runs: writing 100k chunks takes minutes.
 
-``--sentence-vectors`` measures the store and search at scale when embedding every chunk would take hours on a
-small CPU: each distinct corpus sentence is embedded once (real model, batches) and a chunk's vector is the
-normalised mean of its sentences' vectors. Build time then shows Chroma's writes only; the embedding cost per chunk
-comes from a run without the flag.
+A chunk's vector is the normalised mean of its sentences' real embeddings (each distinct corpus sentence embedded
+once with the real model): embedding 100k chunks one by one would take about 85 minutes on two cores and measures
+nothing about search. Queries are embedded by the store's query encoder, as ``kb search`` does.
+
+* steady: each query of the query set is searched dense and hybrid, the order alternating, in one process;
+* first query: a fresh process opens the store and searches once (its imports done before the clock starts;
+  the operating system's page cache is warm), dense and hybrid processes alternating.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import os
-import platform
+import json
 import random
 import re
-import shutil
-import statistics
+import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+from bench.common import REPO, Results, Row, clock, median, percentile
 
-from rag.corpus import Chunk, chunk_documents, load_packaged_corpus
-from rag.embeddings import get_embedder
-from rag.evaluate import load_queries
+SIZES = (1_000, 10_000, 100_000)
+TARGET_SIZE = 100_000
+HYBRID_P95_MS = 20.0
+FIRST_QUERY_MS = 1000.0
+
+FIRST_QUERY = """
+import json, sys, time
 from rag.retriever import KnowledgeBaseRetriever
-from rag.store import LocalBackend, write_chunks
+from rag.store import KnowledgeBaseStore
+path, hybrid, query = sys.argv[1], sys.argv[2] == "hybrid", sys.argv[3]
+t0 = time.perf_counter()
+store = KnowledgeBaseStore(path)
+t1 = time.perf_counter()
+KnowledgeBaseRetriever(store, hybrid=hybrid).search(query, 5)
+t2 = time.perf_counter()
+print(json.dumps({"open_ms": (t1 - t0) * 1000, "first_ms": (t2 - t1) * 1000}))
+"""
 
 
 @functools.cache
-def corpus_sentences() -> tuple[list[Chunk], list[str]]:
+def corpus_sentences() -> tuple[list, list[str]]:
+    from rag.corpus import chunk_documents, load_packaged_corpus
+
     real = chunk_documents(load_packaged_corpus())
     found = [s for c in real for s in re.split(r"(?<=[.!?])\s+", c.text.split("\n\n", 1)[1]) if len(s) > 30]
     return real, sorted(set(found))
 
 
-def synthetic_chunks(n: int, seed: int = 0) -> list[Chunk]:
+def synthetic_chunks(n: int, seed: int = 0) -> list:
     real, sentences = corpus_sentences()
     rng = random.Random(seed)
     chunks = []
     for i in range(n):
         like = rng.choice(real)
-        body = SEPARATOR.join(rng.sample(sentences, rng.randint(3, 6)))
-        chunks.append(
-            like.model_copy(update={"id": f"synthetic_{i}#{like.id.split('#')[1]}", "doc_id": f"synthetic_{i}",
-                                    "text": f"{like.doc_title} — {like.section}\n\n{body}"})
-        )
+        body = " ".join(rng.sample(sentences, rng.randint(3, 6)))
+        chunks.append(like.model_copy(update={
+            "id": f"synthetic_{i}#{like.id.split('#')[1]}", "doc_id": f"synthetic_{i}",
+            "text": f"{like.doc_title} — {like.section}\n\n{body}"}))
     return chunks
 
 
-SEPARATOR = " "
-
-
 class SentenceMeanEmbedder:
-    """Chunk vector = normalised mean of its sentences' real embeddings (each distinct sentence embedded once)."""
+    """Chunk vector = normalised mean of its sentences' real embeddings; the model itself is exported for queries
+    (and checked on real chunks) exactly as ``kb build`` does."""
 
     def __init__(self, inner):
         self.inner, self.name, self.dimension = inner, inner.name, inner.dimension
-        _, sentences = corpus_sentences()
+        real, sentences = corpus_sentences()
         self.index = {s: i for i, s in enumerate(sentences)}
         self.vectors = inner.embed(sentences)
+        self.real_texts = [c.text for c in real]
+
+    def export_query_encoder(self, sample_texts=()):
+        return self.inner.export_query_encoder(self.real_texts)
 
     def embed(self, texts):
         out = []
         for text in texts:
-            body = text.split("\n\n", 1)[-1]
-            rows = [self.index[s] for s in re.split(r"(?<=[.!?])\s+", body) if s in self.index]
+            rows = [self.index[s] for s in re.split(r"(?<=[.!?])\s+", text.split("\n\n", 1)[-1]) if s in self.index]
             vector = self.vectors[rows].mean(axis=0) if rows else self.inner.embed([text])[0]
             out.append(vector / np.linalg.norm(vector))
         return np.stack(out).astype(np.float32)
 
 
-class TimedEmbedder:
-    """The real embedder, with the seconds spent embedding counted (build time = embedding + Chroma writes)."""
+@functools.cache
+def sentence_embedder() -> SentenceMeanEmbedder:
+    from rag.embeddings import get_embedder
 
-    def __init__(self, inner):
-        self.inner, self.seconds = inner, 0.0
-        self.name, self.dimension = inner.name, inner.dimension
-
-    def embed(self, texts):
-        started = time.perf_counter()
-        try:
-            return self.inner.embed(texts)
-        finally:
-            self.seconds += time.perf_counter() - started
+    return SentenceMeanEmbedder(get_embedder())
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def store_for(n: int) -> Path:
+    """A store of ``n`` synthetic chunks, written once and kept (keyed by the corpus version and store format)."""
+    from assistant.core.paths import dermassist_home
+    from rag.corpus import corpus_version
+    from rag.store import MANIFEST_FORMAT, LocalBackend, write_chunks
+
+    folder = dermassist_home() / "bench" / f"kb-{n}-{corpus_version()}-f{MANIFEST_FORMAT}"
+    if (folder / "manifest.json").is_file():
+        return folder
+    print(f"[bench] writing a {n:,}-chunk store to {folder} (kept for later runs)...", file=sys.stderr, flush=True)
+    started = clock()
+    write_chunks(LocalBackend(folder), synthetic_chunks(n), embedder=sentence_embedder(), corpus="synthetic",
+                 doc_count=n)
+    print(f"[bench] written in {clock() - started:.0f} s", file=sys.stderr, flush=True)
+    return folder
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="number of synthetic chunks")
-    parser.add_argument("--queries", type=int, default=100, help="number of timed queries per mode")
-    parser.add_argument("--batch", type=int, default=256, help="embedding / write batch size")
-    parser.add_argument("--sentence-vectors", action="store_true",
-                        help="chunk vectors from once-embedded sentences (see the module docstring)")
-    parser.add_argument("--store", type=Path, default=None, help="store folder to keep (default: temp, removed)")
-    args = parser.parse_args(argv)
+def steady(folder: Path, queries: list[str]) -> dict[str, list[float]]:
+    from rag.retriever import KnowledgeBaseRetriever
+    from rag.store import KnowledgeBaseStore
 
-    folder = args.store or Path(tempfile.mkdtemp(prefix="kb-bench-")) / "kb"
-    base = get_embedder()
-    if args.sentence_vectors:
-        started = time.perf_counter()
-        base = SentenceMeanEmbedder(base)
-        print(f"embedded {len(base.index)} distinct sentences in {time.perf_counter() - started:.0f} s",
-              file=sys.stderr)
-    embedder = TimedEmbedder(base)
-    chunks = synthetic_chunks(args.n)
-    mean_chars = statistics.mean(len(c.text) for c in chunks)
-    print(f"{args.n} synthetic chunks, mean {mean_chars:.0f} characters; building in {folder}", file=sys.stderr)
-    try:
-        started = time.perf_counter()
-        store = write_chunks(LocalBackend(folder), chunks, embedder=embedder, corpus="synthetic",
-                             doc_count=args.n, batch_size=args.batch)
-        build_s = time.perf_counter() - started
-        embed_s = embedder.seconds
-
-        queries = [q.query for q in load_queries()][: args.queries]
-        vectors = base.inner.embed(queries) if args.sentence_vectors else base.embed(queries)
-        chroma_ms = []
-        for vector in vectors:  # the store alone: nearest 20 of a precomputed query vector
-            started = time.perf_counter()
-            store.query(vector, 20)
-            chroma_ms.append((time.perf_counter() - started) * 1000)
-        rows = []
-        for label, hybrid in (("dense", False), ("hybrid (default)", True)):
-            retriever = KnowledgeBaseRetriever(store, hybrid=hybrid)
-            started = time.perf_counter()
-            retriever.search(queries[0], 5)  # warm-up (hybrid: builds the BM25 index)
-            warm_s = time.perf_counter() - started
-            latencies = []
-            for query in queries:
-                started = time.perf_counter()
-                retriever.search(query, 5)
-                latencies.append((time.perf_counter() - started) * 1000)
-            rows.append((label, warm_s, percentile(latencies, 0.5), percentile(latencies, 0.95)))
-        size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
-    finally:
-        if args.store is None:
-            shutil.rmtree(folder.parent, ignore_errors=True)
-
-    vectors = "sentence-mean vectors" if args.sentence_vectors else "chunk embeddings"
-    print(f"\nMachine: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, "
-          f"embedder {embedder.name} ({vectors}), chromadb PersistentClient\n")
-    print(f"Build: {build_s:.0f} s ({embed_s:.0f} s of it embedding), {args.n / build_s:.0f} chunks/s, "
-          f"store {size_mb:.0f} MB. Chroma alone (top 20 for a ready query vector): "
-          f"p50 {percentile(chroma_ms, 0.5):.1f} ms, p95 {percentile(chroma_ms, 0.95):.1f} ms.\n")
-    print("| chunks | search (k=5, end to end) | first search | p50 | p95 |")
-    print("|---:|---|---:|---:|---:|")
-    for label, warm_s, p50, p95 in rows:
-        print(f"| {args.n:,} | {label} | {warm_s * 1000:.0f} ms | {p50:.1f} ms | {p95:.1f} ms |")
-    return 0
+    store = KnowledgeBaseStore(folder)
+    retrievers = {"dense": KnowledgeBaseRetriever(store, hybrid=False), "hybrid": KnowledgeBaseRetriever(store)}
+    for retriever in retrievers.values():
+        retriever.search(queries[0], 5)  # open the Chroma segment, map the lexical index
+    samples: dict[str, list[float]] = {"dense": [], "hybrid": []}
+    for i, query in enumerate(queries):
+        for name in ("dense", "hybrid") if i % 2 == 0 else ("hybrid", "dense"):
+            started = clock()
+            retrievers[name].search(query, 5)
+            samples[name].append((clock() - started) * 1000)
+    # the parts of a hybrid search, for the "why" of a missed target
+    vectors = [store.embedder.embed([q])[0] for q in queries[:20]]
+    parts = {"embed": [], "chroma": [], "lexical": []}
+    for query, vector in zip(queries[:20], vectors, strict=False):
+        started = clock()
+        store.embedder.embed([query])
+        parts["embed"].append((clock() - started) * 1000)
+        started = clock()
+        store.query(vector, 20)
+        parts["chroma"].append((clock() - started) * 1000)
+        started = clock()
+        index = store.lexical()
+        index.top(index.scores(query), 20)
+        parts["lexical"].append((clock() - started) * 1000)
+    return {**samples, **parts}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def first_query(folder: Path, query: str, rounds: int) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {"dense": [], "hybrid": []}
+    for r in range(rounds):
+        for mode in ("dense", "hybrid") if r % 2 == 0 else ("hybrid", "dense"):
+            proc = subprocess.run([sys.executable, "-c", FIRST_QUERY, str(folder), mode, query], capture_output=True,
+                                  text=True, cwd=REPO, timeout=600, check=True)
+            out[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def run(results: Results, sizes: tuple[int, ...] = SIZES, n_queries: int = 100, rounds: int = 3) -> None:
+    from rag.evaluate import load_queries
+
+    if TARGET_SIZE not in sizes:
+        results.notes.append(f"Retrieval targets (hybrid p95 <= {HYBRID_P95_MS:g} ms and first search <= "
+                             f"{FIRST_QUERY_MS / 1000:g} s at {TARGET_SIZE:,} chunks): not measured in this run "
+                             f"(sizes {', '.join(f'{n:,}' for n in sizes)}).")
+
+    queries = [q.query for q in load_queries()][:n_queries]
+    for n in sizes:
+        folder = store_for(n)
+        s = steady(folder, queries)
+        first = first_query(folder, queries[1], rounds)
+        label = f"retrieval {n // 1000}k"
+        largest = n == TARGET_SIZE  # the targets are set for 100k chunks
+        parts = (f"hybrid parts p50: embed {median(s['embed']):.1f} ms, Chroma top-20 {median(s['chroma']):.1f} ms, "
+                 f"BM25 {median(s['lexical']):.1f} ms")
+        results.add(Row(label, "search p50, k=5", median(s["hybrid"]), "ms", a=median(s["dense"]),
+                        a_label="dense", b_label="hybrid"))
+        results.add(Row(label, "search p95, k=5", percentile(s["hybrid"], 95), "ms", a=percentile(s["dense"], 95),
+                        a_label="dense", b_label="hybrid", target=HYBRID_P95_MS if largest else None,
+                        why=parts if largest else "", note=parts if not largest else ""))
+        results.add(Row(label, "first search of a process", median([x["first_ms"] for x in first["hybrid"]]), "ms",
+                        a=median([x["first_ms"] for x in first["dense"]]), a_label="dense", b_label="hybrid",
+                        target=FIRST_QUERY_MS if largest else None,
+                        note=f"opening the store before it: {median([x['open_ms'] for x in first['hybrid']]):.0f} ms"))

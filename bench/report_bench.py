@@ -1,71 +1,65 @@
-"""Report latency per backend.
+"""Report latency per backend, with the pipeline's own per-step breakdown, backends alternating in one process.
 
-    .venv/bin/python bench/report_bench.py [--model PATH_OR_ID] [--n 8] [--backends transformers,vllm]
-
-Runs the full pipeline (intake, retrieval, constrained generation, validation, safety) on the same synthetic case
-``--n`` times per backend and prints a Markdown table: p50/p95 latency, generated tokens per second, and the
-process's peak RSS. Default model: the tiny demo model (CPU here; numbers show pipeline overhead, not a real VLM).
-Results are recorded in docs/benchmarks.md.
+Every backend's pipeline is built first (load time recorded), then rounds run one report on each, the order
+reversing every round. Steps come from the report's provenance: intake, retrieval, generation (constrained
+decoding, validation, the retry if any) and the rest (grounding, safety, provenance). The default model is the
+tiny random demo model on CPU: the numbers show the pipeline around the model, not a real VLM's speed.
 """
 
 from __future__ import annotations
 
-import argparse
-import resource
-import statistics
-import time
+from bench.common import Results, Row, clock, median, percentile
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def bench(backend: str, model: str, n: int, retrieval: bool) -> dict:
+def lesion_image():
     from PIL import Image, ImageDraw
-
-    from assistant.app.build import build_pipeline
-    from assistant.app.config import load_app_config
-    from assistant.core.case import Case, ClinicalContext, Symptoms
 
     img = Image.new("RGB", (320, 240), (214, 170, 140))
     ImageDraw.Draw(img).ellipse((120, 80, 200, 160), fill=(92, 58, 44))
-    case = Case(images=[img], context=ClinicalContext(age=58, body_site="back", duration="3 months",
-                                                      symptoms=Symptoms(change=True), question="Is this a melanoma?"))
-    extra = {"dtype": "float32", "enforce_eager": True, "max_model_len": 8192} if backend == "vllm" else {}
-    t0 = time.perf_counter()
-    config = load_app_config(overrides={"backend": {"backend": backend, "model": model, **extra},
-                                        "retrieval": {"enabled": retrieval}})
-    pipeline = build_pipeline(config)
-    load_s = time.perf_counter() - t0
-    pipeline.run(case)  # warm-up (grammar compile, first retrieval)
-    latencies, tokens = [], []
-    for _ in range(n):
-        report = pipeline.run(case)
-        latencies.append(report.provenance.timings.total_ms / 1000)
-        tokens.append(report.provenance.usage.completion_tokens / (report.provenance.timings.generation_ms / 1000))
-    pipeline.close()
-    return {"backend": backend, "retrieval": retrieval, "load_s": load_s, "p50_s": statistics.median(latencies),
-            "p95_s": percentile(latencies, 0.95), "tok_s": statistics.median(tokens),
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    return img
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="path or hub id (default: tiny demo model)")
-    parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--backends", default="transformers,vllm")
-    args = parser.parse_args()
-    from assistant.models.tiny import ensure_demo_model
+def case():
+    from assistant.core.case import Case, ClinicalContext, Symptoms
 
-    model = args.model or str(ensure_demo_model())
-    rows = [bench(b, model, args.n, r) for b in args.backends.split(",") for r in (False, True)]
-    print("| backend | retrieval | load s | p50 s | p95 s | gen tok/s | peak RSS GiB |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['backend']} | {'on' if r['retrieval'] else 'off'} | {r['load_s']:.1f} | {r['p50_s']:.2f} | "
-              f"{r['p95_s']:.2f} | {r['tok_s']:.0f} | {r['peak_rss_gib']:.2f} |")
+    return Case(images=[lesion_image()], context=ClinicalContext(
+        age=58, body_site="back", duration="3 months", symptoms=Symptoms(change=True),
+        question="Is this a melanoma?"))
 
 
-if __name__ == "__main__":
-    main()
+def pipeline(backend: str, model: str | None, **generation):
+    from assistant.app.build import build_pipeline
+    from assistant.app.config import load_app_config
+
+    section = {"backend": backend, **({"model": model} if model else {})}
+    if backend == "vllm":
+        section.update(dtype="float32", enforce_eager=True, max_model_len=8192, enable_prefix_caching=False)
+    return build_pipeline(load_app_config(overrides={"backend": section, "generation": generation}))
+
+
+def run(results: Results, backends: tuple[str, ...] = ("transformers", "vllm"), model: str | None = None,
+        rounds: int = 8) -> None:
+    pipelines, load_s = {}, {}
+    for name in backends:
+        started = clock()
+        pipelines[name] = pipeline(name, model)
+        load_s[name] = clock() - started
+    the_case = case()
+    timings: dict[str, list] = {name: [] for name in backends}
+    for name in backends:
+        pipelines[name].run(the_case)  # warm-up: grammar compile, first retrieval, engine graphs
+    for r in range(rounds):
+        for name in backends if r % 2 == 0 else tuple(reversed(backends)):
+            report = pipelines[name].run(the_case)
+            timings[name].append(report.provenance)
+    for name in backends:
+        pipelines[name].close()
+        t = [p.timings for p in timings[name]]
+        steps = {"intake": median([x.intake_ms for x in t]), "retrieval": median([x.retrieval_ms for x in t]),
+                 "generation": median([x.generation_ms for x in t]),
+                 "rest": median([x.total_ms - x.intake_ms - x.retrieval_ms - x.generation_ms for x in t])}
+        tokens = median([p.usage.completion_tokens for p in timings[name]])
+        breakdown = ", ".join(f"{step} {ms:.0f} ms" for step, ms in steps.items())
+        results.add(Row("report latency", f"{name}: p50 (p95 {percentile([x.total_ms for x in t], 95):.0f} ms)",
+                        median([x.total_ms for x in t]), "ms",
+                        note=f"{breakdown}; {tokens:.0f} tokens; load {load_s[name]:.1f} s"))

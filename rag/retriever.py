@@ -8,7 +8,8 @@ to pick ``k`` chunks that are relevant *and* not near-duplicates -> ``Passage``s
 
 Hybrid is the default because it measurably helps on the query set (recall@5 and MRR in docs/knowledge-base.md):
 clinical vignettes are full of exact terms ("silvery", "umbilicated", "burrows") that a small embedder blurs.
-The BM25 index is built in memory from the store on the first search (and again after a rebuild).
+The BM25 index is written with each store generation and memory-mapped (``rag.lexical``): a search reads the
+postings of its terms and fetches from Chroma only the few keyword hits the dense top-n lacks, at any store size.
 
 There is no default re-ranker: no cross-encoder ships with dermassist and nothing is downloaded. Pass any
 ``sentence_transformers.CrossEncoder`` name or local folder as ``reranker=`` to enable one.
@@ -16,9 +17,6 @@ There is no default re-ranker: no cross-encoder ships with dermassist and nothin
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter, defaultdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -117,60 +115,32 @@ def mmr(candidates: np.ndarray, relevance: np.ndarray, k: int, lam: float) -> li
     return chosen
 
 
-_STOPWORDS = frozenset([
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "he", "her", "his", "i",
-    "in", "is", "it", "its", "my", "of", "on", "or", "she", "so", "that", "the", "their", "them", "they", "this",
-    "to", "was", "were", "what", "when", "which", "who", "will", "with", "you", "your", "me", "we", "our", "do",
-    "does", "did", "can", "could", "should", "would", "there", "been", "into", "than", "then", "also", "not", "no",
-])
+def _check_k(k: int) -> int:
+    if not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise RetrievalError(f"The number of passages k must be between 1 and {MAX_K}, got {k!r}.")
+    return k
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens without stopwords, with a light plural strip ('plaques' -> 'plaque')."""
-    tokens = []
-    for word in re.findall(r"[a-z0-9]+", text.lower()):
-        if word in _STOPWORDS:
-            continue
-        if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-            word = word[:-1]
-        tokens.append(word)
-    return tokens
-
-
-class BM25:
-    """Okapi BM25 over chunk texts with an inverted index (numpy only); built once per store generation."""
-
-    def __init__(self, ids: list[str], texts: list[str], k1: float = 1.2, b: float = 0.75):
-        self.ids = ids
-        self.position = {cid: i for i, cid in enumerate(ids)}
-        self.k1, self.b = k1, b
-        self.lengths = np.zeros(len(texts), dtype=np.float32)
-        postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for i, text in enumerate(texts):
-            counts = Counter(tokenize(text))
-            self.lengths[i] = sum(counts.values())
-            for term, tf in counts.items():
-                postings[term].append((i, tf))
-        self.avg_length = float(self.lengths.mean()) if len(texts) else 0.0
-        n = len(texts)
-        self.index = {
-            term: (
-                np.array([d for d, _ in rows], dtype=np.int64),
-                np.array([tf for _, tf in rows], dtype=np.float32),
-                math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5)),
-            )
-            for term, rows in postings.items()
-        }
-
-    def scores(self, query: str) -> np.ndarray:
-        total = np.zeros(len(self.ids), dtype=np.float32)
-        norm = self.k1 * (1 - self.b + self.b * self.lengths / max(self.avg_length, 1e-9))
-        for term in set(tokenize(query)):
-            if term in self.index:
-                docs, tf, idf = self.index[term]
-                total[docs] += idf * tf * (self.k1 + 1) / (tf + norm[docs])
-        return total
-
+def check_search(
+    query: str, k: int, condition: str | None = None, category: str | None = None
+) -> tuple[str, int, str | None, str | None]:
+    """Validated (query, k, condition id, category), condition synonyms mapped to ontology ids. Callers check
+    before opening a store, so bad input is an error in well under a second."""
+    query = (query or "").strip()
+    if not query:
+        raise RetrievalError("The search query is empty; type what you are looking for.")
+    ontology = default_ontology()
+    cid = condition.strip() if condition and condition.strip() else None
+    cat = category.strip().lower() if category and category.strip() else None
+    if cid:
+        cid = ontology.normalize(cid)
+        if not cid:
+            raise RetrievalError(f"Unknown condition '{condition}'; use an id such as 'psoriasis'.")
+    if cat:
+        known = sorted({c.category.value for c in ontology.conditions})
+        if cat not in known:
+            raise RetrievalError(f"Unknown category '{category}'; choose from {', '.join(known)}.")
+    return query, _check_k(k), cid, cat
 
 
 class KnowledgeBaseRetriever:
@@ -188,13 +158,12 @@ class KnowledgeBaseRetriever:
         if not 0.0 <= mmr_lambda <= 1.0:
             raise RetrievalError(f"MMR lambda must be between 0 and 1, got {mmr_lambda}.")
         self.store = store
-        self.k = self._check_k(k)
+        self.k = _check_k(k)
         self.fetch_factor = max(1, fetch_factor)
         self.mmr_lambda = mmr_lambda
         self.reranker_name = reranker
         self.hybrid = hybrid
         self.dense_weight = dense_weight
-        self._bm25: tuple[str, BM25, list[dict]] | None = None
 
     @property
     def version(self) -> str | None:
@@ -233,11 +202,7 @@ class KnowledgeBaseRetriever:
     def search(
         self, query: str, k: int | None = None, *, condition: str | None = None, category: str | None = None
     ) -> list[Passage]:
-        query = (query or "").strip()
-        if not query:
-            raise RetrievalError("The search query is empty; type what you are looking for.")
-        k = self._check_k(self.k if k is None else k)
-        cid, cat = self._filters(condition, category)
+        query, k, cid, cat = check_search(query, self.k if k is None else k, condition, category)
         self.store.refresh()
         q = self.store.embedder.embed([query[:MAX_QUERY_CHARS]])[0]
         n = max(self.fetch_factor * k, MIN_CANDIDATES)  # the pool (and so score normalisation) must not shrink with k
@@ -257,30 +222,19 @@ class KnowledgeBaseRetriever:
         order = mmr(vectors, relevance, k, self.mmr_lambda)
         return [self._passage(found, i, float(scores[i])) for i in order]
 
-    def _lexical(self) -> tuple[BM25, list[dict]]:
-        generation = self.store.manifest.generation
-        if self._bm25 is None or self._bm25[0] != generation:
-            records = list(self.store.records())
-            index = BM25([r["id"] for r in records], [r["document"] for r in records])
-            self._bm25 = (generation, index, [r["metadata"] for r in records])
-        return self._bm25[1], self._bm25[2]
-
     def _fuse(self, query: str, q: np.ndarray, dense: dict, n: int, cid: str | None, cat: str | None) -> dict:
         """Dense top ``n`` plus BM25 top ``n`` (same filters), ranked by ``w * dense + (1 - w) * bm25``.
 
         Both scores are min-max normalised: cosine over the candidate union, BM25 by its best score.
         """
-        bm25, metas = self._lexical()
-        lexical = bm25.scores(query)
-        if cid or cat:
-            allowed = np.array(
-                [(not cid or cid in (m.get("conditions") or [])) and (not cat or cat in (m.get("categories") or []))
-                 for m in metas]
-            )
-            lexical = np.where(allowed, lexical, 0.0)
-        top = [bm25.ids[i] for i in np.argsort(-lexical, kind="stable")[:n] if lexical[i] > 0]
+        index = self.store.lexical()
+        lexical = index.scores(query)
+        allowed = index.allowed(cid, cat)
+        if allowed is not None:
+            lexical = np.where(allowed, lexical, np.float32(0.0))
         known = set(dense["ids"])
-        extra = self.store.get([x for x in top if x not in known]) if set(top) - known else {"ids": []}
+        missing = [x for x in index.ids(index.top(lexical, n)) if x not in known]
+        extra = self.store.get(missing) if missing else {"ids": []}
         ids = list(dense["ids"]) + list(extra["ids"])
         pool = {key: list(dense[key]) + list(extra.get(key, [])) for key in ("documents", "metadatas", "embeddings")}
         vectors = np.asarray(pool["embeddings"], dtype=np.float32).reshape(len(ids), -1)
@@ -288,7 +242,9 @@ class KnowledgeBaseRetriever:
         spread = float(cosine.max() - cosine.min()) if len(ids) else 0.0
         dense_norm = (cosine - cosine.min()) / spread if spread > 0 else np.ones_like(cosine)
         best = float(lexical.max()) if len(lexical) else 0.0
-        lexical_norm = np.array([lexical[bm25.position[x]] / best if best > 0 else 0.0 for x in ids])
+        rows = index.rows(ids)
+        lexical_norm = np.where(rows >= 0, lexical[np.maximum(rows, 0)] / best, 0.0) if best > 0 else (
+            np.zeros(len(ids)))
         fused = self.dense_weight * dense_norm + (1 - self.dense_weight) * lexical_norm
         order = np.argsort(-fused, kind="stable")[:n]
         return {
@@ -298,28 +254,6 @@ class KnowledgeBaseRetriever:
             "embeddings": [vectors[i] for i in order],
             "fused": [float(fused[i]) for i in order],
         }
-
-    @staticmethod
-    def _check_k(k: int) -> int:
-        if not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise RetrievalError(f"The number of passages k must be between 1 and {MAX_K}, got {k!r}.")
-        return k
-
-    @staticmethod
-    def _filters(condition: str | None, category: str | None) -> tuple[str | None, str | None]:
-        """Validated (condition id, category); condition synonyms are mapped to ontology ids."""
-        ontology = default_ontology()
-        cid = condition.strip() if condition and condition.strip() else None
-        cat = category.strip().lower() if category and category.strip() else None
-        if cid:
-            cid = ontology.normalize(cid)
-            if not cid:
-                raise RetrievalError(f"Unknown condition '{condition}'; use an id such as 'psoriasis'.")
-        if cat:
-            known = sorted({c.category.value for c in ontology.conditions})
-            if cat not in known:
-                raise RetrievalError(f"Unknown category '{category}'; choose from {', '.join(known)}.")
-        return cid, cat
 
     @staticmethod
     def _where(cid: str | None, cat: str | None) -> dict[str, Any] | None:

@@ -2,8 +2,10 @@
 
 Layout, embedded (default, ``chromadb.PersistentClient``)::
 
-    <store>/manifest.json       which generation is live + embedding model, dimension, corpus version, counts
-    <store>/gen-<stamp>/        one complete Chroma database per generation
+    <store>/manifest.json       which generation is live + embedding model, dimension, corpus version, counts,
+                                the query-encoder check (``rag.query_encoder``)
+    <store>/gen-<stamp>/        one complete Chroma database per generation, and in it
+    <store>/gen-<stamp>/lexical/    that generation's BM25 index (``rag.lexical``)
     <store>/.lock               one writer at a time (filelock)
 
 Every write (``build_store``, ``KnowledgeBaseStore.add``) goes into a *fresh* generation; only when it is
@@ -14,7 +16,10 @@ which no store exists; switching a one-file pointer is a single atomic step.)
 
 With a Chroma server (``chroma_url``), generations are collections ``<name>-<stamp>`` and the manifest is the
 metadata of the pointer collection ``<name>``, switched with one ``modify`` call after the new collection is
-complete; the old collection is deleted afterwards.
+complete; the old collection is deleted afterwards. A generation's BM25 index is stored on the server too, as the
+files of a companion collection ``<generation>-lexical`` written before the switch, and downloaded once per machine
+into ``$DERMASSIST_HOME/kb-lexical/<server>/<generation>/`` to be memory-mapped. (Kept only in a local cache, every
+machine reading a shared server would rebuild it by reading every chunk back: what the persisted index avoids.)
 
 Embeddings are always computed here (``rag.embeddings``) and passed to Chroma explicitly; the store records the
 model and refuses queries with another one.
@@ -22,8 +27,11 @@ model and refuses queries with another one.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import sys
 import time
@@ -39,18 +47,26 @@ from pydantic import BaseModel
 
 from assistant.core.errors import RetrievalError
 from assistant.core.ontology import default_ontology
-from assistant.core.paths import default_store_dir
+from assistant.core.paths import default_store_dir, dermassist_home
 from rag.corpus import Chunk, GuidelineDoc, chunk_documents, corpus_version, load_packaged_corpus
-from rag.embeddings import Embedder, get_embedder, model_short_name
+from rag.embeddings import Embedder, ExportsQueryEncoder, SentenceTransformerEmbedder, get_embedder, model_short_name
+from rag.lexical import FILES as LEXICAL_FILES
+from rag.lexical import LexicalIndex, LexicalWriter, open_index
+from rag.query_encoder import OnnxEmbedder, QueryEncoderCheck, open_query_encoder
 
 COLLECTION = "dermassist_kb"
 MANIFEST_FILE = "manifest.json"
 WRITE_BATCH = 256
 LOCK_TIMEOUT_S = 600
+LEXICAL = "lexical"
+LEXICAL_PART_BYTES = 4 * 2**20  # a lexical-index file is stored on a Chroma server in documents of this size
+
+
+MANIFEST_FORMAT = 2  # 2: each generation has its lexical index (a format-1 generation gets one on first search)
 
 
 class Manifest(BaseModel):
-    format: int = 1
+    format: int = MANIFEST_FORMAT
     embedding_model: str
     dimension: int
     corpus_version: str
@@ -60,6 +76,7 @@ class Manifest(BaseModel):
     built_at: str
     updated_at: str
     generation: str
+    query_encoder: QueryEncoderCheck | None = None  # None: built before the export existed (or by a test embedder)
 
     @property
     def version(self) -> str:
@@ -118,6 +135,8 @@ class Backend(Protocol):
     def drop(self, generation: str) -> None: ...
     def drop_orphans(self, live: str | None) -> None: ...
     def lock(self) -> contextlib.AbstractContextManager: ...
+    def save_lexical(self, generation: str, writer: LexicalWriter) -> None: ...
+    def open_lexical(self, generation: str) -> LexicalIndex | None: ...
 
 
 class LocalBackend:
@@ -186,6 +205,12 @@ class LocalBackend:
                 self.drop(entry.name)
             elif entry.name.startswith(f".{MANIFEST_FILE}.") and entry.name.endswith(".tmp"):
                 entry.unlink(missing_ok=True)
+
+    def save_lexical(self, generation: str, writer: LexicalWriter) -> None:
+        writer.write(self.path / generation / LEXICAL)
+
+    def open_lexical(self, generation: str) -> LexicalIndex | None:
+        return open_index(self.path / generation / LEXICAL)
 
     def lock(self):
         from filelock import FileLock, Timeout
@@ -293,15 +318,83 @@ class ServerBackend:
                 pointer.modify(metadata={"manifest": manifest.model_dump_json()})
 
     def drop(self, generation: str) -> None:
-        with contextlib.suppress(Exception), self.errors():
-            self.client.delete_collection(generation)
+        for name in (generation, f"{generation}-{LEXICAL}"):
+            with contextlib.suppress(Exception), self.errors():
+                self.client.delete_collection(name)
+        shutil.rmtree(self._cache(generation), ignore_errors=True)
 
     def drop_orphans(self, live: str | None) -> None:
         with self.errors():
             names = [getattr(c, "name", c) for c in self.client.list_collections()]
+        keep = {live, f"{live}-{LEXICAL}"}
         for name in names:
-            if name.startswith(f"{self.name}-") and name != live:
-                self.drop(name)
+            if name.startswith(f"{self.name}-") and name not in keep:
+                self.drop(name.removesuffix(f"-{LEXICAL}"))  # a generation and its index go together
+
+    def _cache(self, generation: str) -> Path:
+        server = re.sub(r"[^A-Za-z0-9._-]+", "_", self.url.split("://", 1)[-1])
+        return dermassist_home() / "kb-lexical" / server / generation
+
+    def save_lexical(self, generation: str, writer: LexicalWriter) -> None:
+        """Write the index locally, then store its files on the server (documents of base64 parts) so that any
+        machine can fetch it instead of rebuilding it from every chunk."""
+        folder = self._cache(generation)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        writer.write(folder)
+        ids, documents, metadatas = [], [], []
+        for name in LEXICAL_FILES:
+            data = (folder / name).read_bytes()
+            parts, digest = max(1, -(-len(data) // LEXICAL_PART_BYTES)), hashlib.sha256(data).hexdigest()
+            for part in range(parts):
+                chunk = data[part * LEXICAL_PART_BYTES : (part + 1) * LEXICAL_PART_BYTES]
+                ids.append(f"{name}#{part}")
+                documents.append(base64.b64encode(chunk).decode("ascii"))
+                metadatas.append({"file": name, "part": part, "parts": parts, "sha256": digest})
+        with self.errors():
+            files = self.client.create_collection(f"{generation}-{LEXICAL}", embedding_function=None)
+            for start in range(0, len(ids), 8):
+                files.add(ids=ids[start:start + 8], documents=documents[start:start + 8],
+                          metadatas=metadatas[start:start + 8], embeddings=[[1.0]] * len(ids[start:start + 8]))
+
+    def open_lexical(self, generation: str) -> LexicalIndex | None:
+        folder = self._cache(generation)
+        index = open_index(folder)
+        if index is None and self._download(generation, folder):
+            index = open_index(folder)
+        if index is not None:  # cached indexes of generations this server no longer serves are dead weight
+            for other in folder.parent.iterdir():
+                if other.name != generation:
+                    shutil.rmtree(other, ignore_errors=True)
+        return index
+
+    def _download(self, generation: str, folder: Path) -> bool:
+        from chromadb.errors import NotFoundError
+
+        with self.errors():
+            try:
+                files = self.client.get_collection(f"{generation}-{LEXICAL}", embedding_function=None)
+            except (NotFoundError, ValueError):
+                return False  # a generation written before lexical indexes existed
+            got = files.get(include=["documents", "metadatas"])
+        parts: dict[str, dict[int, bytes]] = {}
+        digests: dict[str, str] = {}
+        for document, meta in zip(got["documents"], got["metadatas"], strict=True):
+            parts.setdefault(meta["file"], {})[int(meta["part"])] = base64.b64decode(document)
+            digests[meta["file"]] = meta["sha256"]
+        tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:6]}.tmp")
+        tmp.mkdir(parents=True)
+        try:
+            for name, pieces in parts.items():
+                data = b"".join(pieces[i] for i in sorted(pieces))
+                if hashlib.sha256(data).hexdigest() != digests[name]:
+                    return False
+                (tmp / name).write_bytes(data)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+            return True
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def lock(self):
         return contextlib.nullcontext()  # a server has no shared file to lock; run one writer at a time
@@ -338,7 +431,12 @@ def no_store_error(backend: Backend) -> RetrievalError:
 
 
 class KnowledgeBaseStore:
-    """An opened store: its manifest, its live collection and the embedder that matches it."""
+    """An opened store: its manifest, its live collection, its lexical index and the embedder that matches it.
+
+    Without an explicit ``embedder`` (or with the manifest's model name) queries are embedded by the manifest's
+    checked ONNX export (``rag.query_encoder``), so searching never imports torch; writes (``add``) embed with
+    sentence-transformers.
+    """
 
     def __init__(
         self,
@@ -352,9 +450,12 @@ class KnowledgeBaseStore:
         manifest = self.backend.read_manifest()
         if manifest is None:
             raise no_store_error(self.backend)
-        if embedder is None:
-            embedder = manifest.embedding_model
-        self.embedder = get_embedder(embedder)
+        if embedder is None or embedder == manifest.embedding_model:
+            self.embedder = open_query_encoder(manifest.embedding_model, manifest.query_encoder) or get_embedder(
+                manifest.embedding_model)
+        else:
+            self.embedder = get_embedder(embedder)
+        self._lexical: tuple[str, LexicalIndex] | None = None
         if self.embedder.name != manifest.embedding_model:
             raise RetrievalError(
                 f"The knowledge base was built with embedding model '{manifest.embedding_model}' but "
@@ -385,6 +486,30 @@ class KnowledgeBaseStore:
 
     def count(self) -> int:
         return self.collection.count()
+
+    def lexical(self) -> LexicalIndex:
+        """The live generation's BM25 index, memory-mapped (a generation from before lexical indexes gets one now,
+        once: the only time a search reads every chunk)."""
+        generation = self.manifest.generation
+        if self._lexical is None or self._lexical[0] != generation:
+            index = self.backend.open_lexical(generation) or self._index_old_generation(generation)
+            self._lexical = (generation, index)
+        return self._lexical[1]
+
+    def _index_old_generation(self, generation: str) -> LexicalIndex:
+        _note(f"indexing the knowledge base at {self.backend.location} for keyword search (once)...")
+        with self.backend.lock():
+            index = self.backend.open_lexical(generation)  # another process may have done it meanwhile
+            if index is None:
+                writer = LexicalWriter()
+                for r in self.records():
+                    writer.add([r["id"]], [r["document"]], [r["metadata"]])
+                self.backend.save_lexical(generation, writer)
+                index = self.backend.open_lexical(generation)
+        if index is None:
+            raise RetrievalError(f"The knowledge base in {self.backend.location} could not be indexed for keyword "
+                                 "search; rebuild it with `dermassist kb build`.")
+        return index
 
     def records(self, *, embeddings: bool = False, page: int = 1000) -> Iterator[dict[str, Any]]:
         """Every stored chunk as ``{"id", "document", "metadata"[, "embedding"]}``, paged."""
@@ -433,7 +558,10 @@ class KnowledgeBaseStore:
                 "or set another doc_id in its front matter."
             )
         chunks = chunk_documents(docs)
-        vectors = self.embedder.embed([c.text for c in chunks])
+        # chunks are embedded by the build-time model, not by the query encoder
+        writer = SentenceTransformerEmbedder(self.embedder.name) if isinstance(self.embedder, OnnxEmbedder) else (
+            self.embedder)
+        vectors = writer.embed([c.text for c in chunks])
         replaced = {d.doc_id for d in docs}
         with self.backend.lock():
             current = self.backend.read_manifest() or self.manifest
@@ -476,14 +604,16 @@ def _write_generation(
     generation = backend.new_generation()
     try:
         collection = backend.collection(generation, create=True)
-        count = 0
+        lexical = LexicalWriter()
         for ids, vectors, documents, metadatas in batches:
             collection.add(ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=documents,
                            metadatas=metadatas)
-            count += len(ids)
+            lexical.add(ids, documents, metadatas)
+        count = len(lexical)
         if count == 0:
             raise RetrievalError("Nothing to store: the knowledge base would be empty.")
-        final = manifest.model_copy(update={"generation": generation, "chunk_count": count})
+        backend.save_lexical(generation, lexical)  # part of the generation: live with it, or dropped with it
+        final = manifest.model_copy(update={"generation": generation, "chunk_count": count, "format": MANIFEST_FORMAT})
         backend.commit(final)
     except BaseException:
         backend.drop(generation)
@@ -528,6 +658,9 @@ def write_chunks(
     """Embed ``chunks`` batch by batch into a fresh generation and make it live (``build_store``, benchmarks)."""
     embedder = get_embedder(embedder)
     started = _now()
+    # export + check first (it loads the model the batches need anyway): the check goes into this manifest
+    check = embedder.export_query_encoder([c.text for c in chunks]) if isinstance(
+        embedder, ExportsQueryEncoder) else None
 
     def batches() -> Iterator[tuple[list, np.ndarray, list, list]]:
         for start in range(0, len(chunks), batch_size):
@@ -546,6 +679,7 @@ def write_chunks(
             built_at=started,
             updated_at=started,
             generation="",
+            query_encoder=check,
         )
         _write_generation(backend, manifest, batches())
     return KnowledgeBaseStore(backend=backend, embedder=embedder)

@@ -70,6 +70,9 @@ class BackendConfig(BaseModel):
     max_batch_size: int = Field(
         8, ge=1, le=256, description="transformers: conversations per batched generate call (padding costs memory); "
                                      "openai: requests kept in flight by generate_batch")
+    threads: int | None = Field(
+        None, ge=1, description="transformers only: torch threads; default: the cores this process may use (CPU "
+                                "affinity and container quota). Fewer help when other busy processes share them")
 
     def check_adapter(self, name: str | None) -> None:
         """A request may only name an adapter this backend was configured with."""
@@ -94,6 +97,13 @@ class BackendConfig(BaseModel):
 
 # One outcome per request of a batch: its result, or the one-line error that request alone ran into.
 GenerationOutcome = GenerationResult | DermassistError
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A backend that can prepare constrained decoding for a schema of this shape ahead of the first request."""
+
+    def warm_up(self, json_schema: dict) -> None: ...
 
 
 @runtime_checkable

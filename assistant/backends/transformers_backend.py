@@ -1,7 +1,9 @@
 """In-process Hugging Face transformers backend (CPU or GPU), optional PEFT LoRA adapters, xgrammar JSON decoding.
 
 The JSON grammar is compiled compact (no free whitespace) exactly as vLLM does with ``disable_any_whitespace``,
-so greedy output here and from vLLM is token-for-token the same for the same prompt.
+so greedy output here and from vLLM is token-for-token the same for the same prompt. Grammars come from a
+process-wide compiler warmed in the background (``assistant.backends.grammar``). torch's thread count is set
+from ``threads`` (default: the cores the process may really use), not left to torch's count of the machine.
 
 ``generate_batch`` pads on the left and runs one ``generate`` per group of requests that share generation settings
 and adapter (at most ``max_batch_size`` conversations each), with one grammar per row.
@@ -9,12 +11,11 @@ and adapter (at most ``max_batch_size`` conversations each), with one grammar pe
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 
 from assistant.backends.base import BackendConfig, GenerationOutcome, GenerationRequest, GenerationResult
-from assistant.backends.common import first_line, torch_dtype
+from assistant.backends.common import first_line, torch_dtype, usable_cores
 from assistant.core.errors import BackendError, ConfigError, DermassistError, GenerationCancelled
 from assistant.core.messages import to_hf_messages
 
@@ -28,6 +29,7 @@ class TransformersBackend:
 
         config.check_adapter_folders()
         self.config = config
+        torch.set_num_threads(config.threads or usable_cores())
         on_gpu = config.device in ("auto", "cuda") and torch.cuda.is_available()
         self._device = "cuda" if on_gpu else "cpu"
         try:
@@ -53,7 +55,6 @@ class TransformersBackend:
         self.model = self._attach_adapters(model, config.adapters)
         self.model.eval()
         self._lock = threading.Lock()  # generate() mutates the active adapter; one request at a time
-        self._tokenizer_info = None
 
     @staticmethod
     def _attach_adapters(model, adapters: dict[str, str]):
@@ -68,20 +69,18 @@ class TransformersBackend:
             peft_model.load_adapter(path, adapter_name=name)
         return peft_model
 
-    def _compile(self, schema: dict):
-        import xgrammar as xgr
+    def _grammars(self):
+        from assistant.backends.grammar import grammars_for
 
-        if self._tokenizer_info is None:
-            vocab_size = self.model.config.get_text_config().vocab_size
-            self._tokenizer_info = xgr.TokenizerInfo.from_huggingface(self.processor.tokenizer,
-                                                                      vocab_size=vocab_size)
-            self._compiler = xgr.GrammarCompiler(self._tokenizer_info)
-        return self._compiler.compile_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":"))
+        return grammars_for(self.config.model, self.processor.tokenizer, self.model.config.get_text_config().vocab_size)
+
+    def warm_up(self, json_schema: dict) -> None:
+        self._grammars().warm_up(json_schema)
 
     def _logits_processor(self, schema: dict):
         import xgrammar as xgr
 
-        return xgr.contrib.hf.LogitsProcessor(self._compile(schema))  # stateful: a new one per generate() call
+        return xgr.contrib.hf.LogitsProcessor(self._grammars().compile(schema))  # stateful: one per generate()
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         import torch
@@ -190,7 +189,7 @@ class TransformersBackend:
         """One grammar per row (reports cite different retrieved passages, so their schemas differ)."""
         import xgrammar as xgr
 
-        return xgr.contrib.hf.LogitsProcessor([self._compile(schema) for schema in schemas])
+        return xgr.contrib.hf.LogitsProcessor([self._grammars().compile(schema) for schema in schemas])
 
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id

@@ -32,7 +32,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 def _mount() -> None:
     """Each surface owns its command module; this is the only place that knows them all."""
     from assistant.batch.cli import batch
-    from assistant.cli import kb, report, tools
+    from assistant.cli import bench, kb, report, tools
     from assistant.serving.cli import serve
     from assistant.ui.cli import ui
     from eval.cli import app as eval_app
@@ -46,6 +46,7 @@ def _mount() -> None:
     app.command("tiny-model")(tools.tiny_model)
     app.command()(tools.schema)
     app.command("vllm-args")(tools.vllm_args)
+    app.command("bench", context_settings=bench.CONTEXT)(bench.bench)
 
 
 _mount()

@@ -102,8 +102,9 @@ def search(
     config: ConfigOpt = None,
 ) -> None:
     """Search the knowledge base: rank, score, chunk id, title and the start of each passage."""
-    from rag.retriever import build_default_retriever
+    from rag.retriever import build_default_retriever, check_search
 
+    check_search(query, k, condition, category)  # bad input fails before the store and the encoder load
     settings = _retrieval(config, store, chroma_url)
     retriever = build_default_retriever(settings.store, chroma_url=settings.chroma_url,
                                         embedding_model=settings.embedding_model,
@@ -133,6 +134,7 @@ def stats(store: StoreOpt = None, chroma_url: UrlOpt = None, config: ConfigOpt =
         ("version", m.version),
         ("embedding model", f"{m.embedding_model} ({m.dimension} dimensions)"),
         ("corpus version", m.corpus_version),
+        ("query encoder", _encoder_line(m.query_encoder)),
         ("chunks", str(m.chunk_count)),
         ("documents", f"{m.doc_count} ({len(m.user_documents)} added by you)"),
         ("your documents", ", ".join(m.user_documents) or "-"),
@@ -141,6 +143,14 @@ def stats(store: StoreOpt = None, chroma_url: UrlOpt = None, config: ConfigOpt =
     ]
     for name, value in rows:
         typer.echo(f"{name + ':':17}{value}")
+
+
+def _encoder_line(check) -> str:
+    if check is None:
+        return "sentence-transformers (built before ONNX exports; rebuild for the fast path)"
+    if not check.passed:
+        return f"sentence-transformers (the ONNX export failed its check: {check.error or 'vectors differ'})"
+    return f"ONNX ({check.key}), checked on {check.texts_checked} texts: max difference {check.max_abs_diff:.1e}"
 
 
 @app.command("eval")

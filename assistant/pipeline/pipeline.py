@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import prompts
 from assistant import __version__
-from assistant.backends.base import Backend, GenerationRequest, GenerationResult
+from assistant.backends.base import Backend, GenerationRequest, GenerationResult, WarmsUp
 from assistant.core.case import Case, ClinicalContext, ImageSource
 from assistant.core.errors import CaseError, DermassistError, GenerationError, first_error
 from assistant.core.intake import IntakeImage, PixelBudget, load_images
@@ -40,6 +40,8 @@ from assistant.core.report import (
 from assistant.core.retrieval import NullRetriever, Passage, Retriever
 from assistant.pipeline.grounding import as_citation, cited_ids_in_text, ground_citations
 from assistant.pipeline.safety import SafetyPolicy, apply_safety
+
+WARM_UP_CITATION = "warm-up#placeholder"
 
 STEPS = ("intake", "retrieval", "generation", "validation", "safety")
 """The steps ``ReportPipeline.run`` announces to its ``progress`` callback, in order ("generation" and "validation"
@@ -136,6 +138,9 @@ class ReportPipeline:
         self.settings = settings or PipelineSettings()
         self.ontology = ontology or default_ontology()
         self._closed = threading.Event()
+        if self.settings.generation.constrained_decoding and isinstance(backend, WarmsUp):
+            # the first report then finds the grammar compiler warm (the citation ids are placeholders here)
+            backend.warm_up(draft_json_schema([WARM_UP_CITATION]))
 
     @property
     def prompt_version(self) -> str:

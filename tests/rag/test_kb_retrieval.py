@@ -164,6 +164,7 @@ def test_kb_stats_and_eval_commands(tmp_path):
     runner = CliRunner()
     stats = runner.invoke(app, ["stats", "--store", str(built_store_dir())])
     assert stats.exit_code == 0 and "all-MiniLM-L6-v2 (384 dimensions)" in stats.output
+    assert "query encoder:   ONNX (all-MiniLM-L6-v2-" in stats.output  # the build's check, from the manifest
     missing = runner.invoke(app, ["stats", "--store", str(tmp_path / "none")])
     assert missing.exit_code == 1 and missing.stderr.startswith("error: There is no knowledge base")
     queries = tmp_path / "q.jsonl"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -173,10 +176,17 @@ def test_chroma_server_build_and_search_via_chroma_url(tmp_path):
         built = build_store(chroma_url=server.url, embedder=shared_embedder())
         base = built.count()
         assert base == open_store(built_store_dir()).count()
+        generation = built.manifest.generation
+        names = {c.name for c in built.backend.client.list_collections()}
+        assert f"{generation}-lexical" in names  # the keyword index lives on the server with its generation
+        home = Path(os.environ["DERMASSIST_HOME"])  # the session's: its query encoder is there
+        shutil.rmtree(home / "kb-lexical")  # as on another machine: the index must come from the server
         run = kb_cli("search", "itchy silvery plaques on elbows and knees", "-k", "3", "--chroma-url", server.url,
-                     home=tmp_path / "home")
+                     home=home)
         assert run.returncode == 0, run.stderr
         assert run.stdout.splitlines()[0].split()[2].startswith("psoriasis#")
+        assert "indexing" not in run.stderr  # fetched, not rebuilt from every chunk
+        assert len(list((home / "kb-lexical").glob(f"*/{generation}/lexical.json"))) == 1
         stats = kb_cli("stats", "--chroma-url", server.url, home=tmp_path / "home")
         assert server.url in stats.stdout and f"chunks:          {base}" in stats.stdout
         note = tmp_path / "server_note.md"
@@ -188,7 +198,8 @@ def test_chroma_server_build_and_search_via_chroma_url(tmp_path):
         rebuilt = build_store(chroma_url=server.url, embedder=shared_embedder())
         names = {c.name for c in rebuilt.backend.client.list_collections()}
         assert rebuilt.manifest.generation in names and old not in names  # old collection dropped after switch
-        assert len([n for n in names if n.startswith("dermassist_kb-")]) == 1
+        assert sorted(n for n in names if n.startswith("dermassist_kb-")) == [
+            rebuilt.manifest.generation, f"{rebuilt.manifest.generation}-lexical"]
     finally:
         server.stop()
 

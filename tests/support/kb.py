@@ -42,6 +42,10 @@ class CachingEmbedder:
     def dimension(self) -> int:
         return self.inner.dimension
 
+    def export_query_encoder(self, sample_texts=()):
+        """The real export (rag.query_encoder): stores built with this embedder get the torch-free query path."""
+        return self.inner.export_query_encoder(sample_texts)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
         if todo:
