@@ -225,8 +225,7 @@ def run(results, model: str | None = None, quick: bool = False) -> None:
         results.add(Row("batch", f"{backend}: cases/s for {len(cases)} cases (same reports: "
                         f"{'yes' if batched['same_as_one_at_a_time'] else 'no'})", batched["cases_per_s"], "cases/s",
                         a=alone["cases_per_s"], a_label="one at a time", b_label="batched",
-                        target=5.0 if backend == "vllm" else None, ratio_target=True, higher_is_better=True,
-                        why="batched throughput is bounded by the cores the engine gets on this machine"))
+                        target=5.0 if backend == "vllm" else None, ratio_target=True, higher_is_better=True))
 
 
 def main() -> None:
