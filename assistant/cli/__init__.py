@@ -34,11 +34,13 @@ def _mount() -> None:
     from assistant.cli import kb, report, tools
     from assistant.serving.cli import serve
     from eval.cli import app as eval_app
+    from finetune.cli import finetune
 
     app.command()(report.report)
     app.command("serve")(serve)
     app.add_typer(kb.app, name="kb")
     app.add_typer(eval_app, name="eval")
+    app.command("finetune")(finetune)
     app.command("tiny-model")(tools.tiny_model)
     app.command()(tools.schema)
     app.command("vllm-args")(tools.vllm_args)

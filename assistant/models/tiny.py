@@ -1,8 +1,13 @@
-"""Build a tiny random-weight Qwen2-VL / Qwen2.5-VL that transformers and vLLM both load, fully offline.
+"""The tiny models: a random-weight Qwen2-VL / Qwen2.5-VL built offline, and the packaged demo model.
 
-Used by the tests, CI and the offline quickstart. Its reports are **meaningless** (random weights): it exists so
-every code path — intake, prompts, constrained decoding, LoRA, vLLM, HTTP — runs for real without a model hub.
-Sizes follow what vLLM's CPU attention accepts (head_dim 64; mrope_section sums to head_dim/2).
+* ``build_tiny_model`` writes a tiny **random-weight** model that transformers and vLLM both load, fully offline.
+  The tests use it so every code path — intake, prompts, constrained decoding, LoRA, vLLM, HTTP — runs for real
+  without a model hub; its reports are meaningless. Sizes follow what vLLM's CPU attention accepts (head_dim 64;
+  mrope_section sums to head_dim/2).
+* ``ensure_demo_model`` returns the **demo model** shipped in ``assistant/models/demo``: that random model
+  fine-tuned by dermassist's own LoRA recipe on the synthetic lesion benchmark
+  (``finetune/configs/tiny/lora_synthetic.yaml``). It writes coherent reports about synthetic lesion classes —
+  a demo, not medical. Its weights file is checked against the recorded sha256 before use.
 """
 
 from __future__ import annotations
@@ -34,9 +39,16 @@ CHAT_TEMPLATE = (
     "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 MEANINGLESS_WARNING = (
-    "dermassist: using the tiny demo model (random weights) — its reports are MEANINGLESS and only show that the "
-    "pipeline works. Pass --model (e.g. Qwen/Qwen2.5-VL-3B-Instruct on a GPU) for real reports."
+    "dermassist: using the packaged demo model, a tiny model fine-tuned on synthetic lesion drawings — a DEMO, NOT "
+    "MEDICAL: its reports name synthetic lesion classes and mean nothing for real skin. Pass --model (e.g. "
+    "Qwen/Qwen2.5-VL-3B-Instruct on a GPU) for real reports."
 )
+RANDOM_WEIGHTS_WARNING = (
+    "dermassist: this tiny model has random weights — its reports are MEANINGLESS and only show that the pipeline "
+    "works (tests, demos)."
+)
+DEMO_DIR = Path(__file__).with_name("demo")
+DEMO_MANIFEST = "DEMO_MODEL.json"
 
 
 def _training_text() -> list[str]:
@@ -123,7 +135,7 @@ def build_tiny_model(out_dir: str | Path, arch: Arch = "qwen2_5_vl", *, lora_dir
         model.generation_config.do_sample = False
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        (tmp / "DERMASSIST_TINY_MODEL.txt").write_text(MEANINGLESS_WARNING + "\n", encoding="utf-8")
+        (tmp / "DERMASSIST_TINY_MODEL.txt").write_text(RANDOM_WEIGHTS_WARNING + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -157,15 +169,44 @@ def is_tiny_model(model_dir: str | Path) -> bool:
     return (Path(model_dir) / "DERMASSIST_TINY_MODEL.txt").is_file()
 
 
-def ensure_demo_model(arch: Arch = "qwen2_5_vl") -> Path:
-    """The demo model, built on first use into ``$DERMASSIST_HOME/models/tiny-<arch>`` (process-safe)."""
+def ensure_random_model(arch: Arch = "qwen2_5_vl", seed: int = 0) -> Path:
+    """The tiny random-weight model, built on first use into ``$DERMASSIST_HOME/models/tiny-random-<arch>-s<seed>``
+    (process-safe). Tests use it; the demo model was fine-tuned from it (seed 0)."""
     from assistant.core.paths import dermassist_home
 
-    target = dermassist_home() / "models" / f"tiny-{arch}"
+    target = dermassist_home() / "models" / f"tiny-random-{arch}-s{seed}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / "config.json").is_file():
-            print(f"dermassist: building the tiny demo model into {target} (first use, a few seconds)",
-                  file=sys.stderr)
-            build_tiny_model(target, arch)
+            print(f"dermassist: building the tiny random model into {target} (a few seconds)", file=sys.stderr)
+            build_tiny_model(target, arch, seed=seed)
     return target
+
+
+def ensure_demo_model() -> Path:
+    """The packaged demo model (``assistant/models/demo``), after checking every file against its recorded sha256.
+
+    A missing or altered file is a ``ConfigError`` that says how to get it back: a damaged demo must never load
+    silently as some other model.
+    """
+    import hashlib
+
+    from assistant.core.errors import ConfigError
+
+    manifest_file = DEMO_DIR / DEMO_MANIFEST
+    rebuild = "reinstall dermassist, or rebuild it with: {command}"
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        files, command = dict(manifest["sha256"]), str(manifest["command"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"the packaged demo model is missing or damaged (no valid {DEMO_MANIFEST}); reinstall "
+                          "dermassist") from None
+    for name, expected in sorted(files.items()):
+        path = DEMO_DIR / name
+        if not path.is_file():
+            raise ConfigError(f"the packaged demo model is damaged ({name} is missing); "
+                              + rebuild.format(command=command))
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise ConfigError(f"the packaged demo model is damaged ({name} does not match its sha256 checksum); "
+                              + rebuild.format(command=command))
+    return DEMO_DIR
