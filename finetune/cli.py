@@ -23,7 +23,8 @@ from assistant.core.errors import ConfigError
 
 @user_errors
 def finetune(
-    config: Annotated[Path, typer.Option("--config", help="fine-tuning config (finetune/configs/<model>/<method>.yaml)")],
+    config: Annotated[Path, typer.Option("--config",
+                                         help="fine-tuning config (finetune/configs/<model>/<method>.yaml)")],
     overrides: Annotated[list[str] | None, typer.Argument(
         help="key=value overrides, TRL / transformers names (e.g. max_steps=5 output_dir=runs/ft1 lora_r=32)",
         show_default=False)] = None,

@@ -33,5 +33,5 @@ def hf_dataset(records):
     """SFT records as the ``datasets.Dataset`` SFTTrainer takes (messages as JSON text: no Arrow struct merging)."""
     from datasets import Dataset
 
-    return Dataset.from_list([{"images": r.images, "prompt": json.dumps(r.prompt), "completion": json.dumps(r.completion)}
-                              for r in records])
+    return Dataset.from_list([{"images": r.images, "prompt": json.dumps(r.prompt),
+                               "completion": json.dumps(r.completion)} for r in records])

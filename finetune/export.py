@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 DEMO_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-              "chat_template.jinja", "processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json",
-              "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json")
+              "chat_template.jinja", "processor_config.json", "preprocessor_config.json",
+              "video_preprocessor_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+              "added_tokens.json")
 
 
 def merge_adapter(base: str, adapter: Path, out: Path, dtype) -> Path:

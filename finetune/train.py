@@ -25,6 +25,7 @@ class Summary:
     base: str
     command: str
     global_step: int
+    world_size: int
     resumed_from: str | None
     weights: str  # the adapter (LoRA, QLoRA) or the model (full)
     merged: str | None = None
@@ -69,19 +70,32 @@ def retrieval_section(ft) -> dict[str, Any]:
     return {"enabled": ft.retrieval, **({"k": ft.retrieval_k} if ft.retrieval_k is not None else {})}
 
 
-def run(config: ParsedConfig, *, progress: bool = True) -> Summary:
+@dataclass
+class Run:
+    """A trainer ready to start, with what it was built from."""
+
+    config: ParsedConfig
+    trainer: Any
+    prepared: Any  # finetune.recipes.Prepared
+    data: Any  # finetune.data.build.BuiltData
+    train_samples: int
+
+
+def prepare_run(config: ParsedConfig, *, progress: bool = True) -> Run:
+    """Data, model and ``SFTTrainer`` for ``config`` (nothing trained yet)."""
     from trl import SFTTrainer
 
     from finetune.callbacks import HarnessEvaluation, replace_progress_callbacks
     from finetune.collator import IntakeCollator, hf_dataset
     from finetune.data.build import build_data
     from finetune.harness import HarnessPlan
-    from finetune.model import count_parameters, load_processor
+    from finetune.model import load_processor
     from finetune.recipes import RECIPES
 
     ft, training = config.finetune, config.training
     output_dir = Path(training.output_dir)
     recipe = RECIPES.get(ft.recipe)
+    recipe.check(config)
     data_dir = Path(ft.data_dir) if ft.data_dir else output_dir / "data"
     with training.main_process_first(desc="building the SFT data"):
         data = build_data(ft, data_dir, progress=progress and training.process_index == 0)
@@ -101,14 +115,23 @@ def run(config: ParsedConfig, *, progress: bool = True) -> Summary:
                            run_config=ft.run_config, retrieval=retrieval_section(ft),
                            limit=ft.harness_eval_limit, max_new_tokens=ft.harness_max_new_tokens)
         trainer.add_callback(HarnessEvaluation(trainer, plan.evaluate))
+    return Run(config, trainer, prepared, data, len(train_records))
+
+
+def run(config: ParsedConfig, *, progress: bool = True) -> Summary:
+    """Train (resuming a killed run), keep the best weights, merge / export as configured."""
+    from finetune.model import count_parameters
+
+    prepared_run = prepare_run(config, progress=progress)
+    trainer, prepared = prepared_run.trainer, prepared_run.prepared
+    resume = _resume_point(config, Path(config.training.output_dir))
     trainable, total = count_parameters(trainer.model)
-    resume = _resume_point(config, output_dir)
-    if training.process_index == 0:
-        print(f"dermassist: {ft.recipe} on {Path(prepared.base).name or prepared.base}: {trainable:,} of {total:,} "
-              f"parameters trainable; {len(train_records)} training samples"
+    if config.training.process_index == 0:
+        print(f"dermassist: {config.finetune.recipe} on {Path(prepared.base).name or prepared.base}: {trainable:,} of "
+              f"{total:,} parameters trainable; {prepared_run.train_samples} training samples"
               + (f"; resuming from {resume.name}" if resume else ""), file=sys.stderr, flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    return _finish(config, trainer, prepared, data, resume)
+    return _finish(config, trainer, prepared, prepared_run.data, resume)
 
 
 def _finish(config: ParsedConfig, trainer, prepared, data, resume: Path | None) -> Summary:
@@ -122,8 +145,9 @@ def _finish(config: ParsedConfig, trainer, prepared, data, resume: Path | None) 
     state = trainer.state
     evals = [entry for entry in state.log_history if any(k.startswith("eval_") for k in entry)]
     summary = Summary(output_dir=str(output_dir), recipe=ft.recipe, base=prepared.base, command=config.command(),
-                      global_step=state.global_step, resumed_from=str(resume) if resume else None,
-                      weights=str(weights), data=str(data.dir), best_checkpoint=state.best_model_checkpoint,
+                      global_step=state.global_step, world_size=training.world_size,
+                      resumed_from=str(resume) if resume else None, weights=str(weights), data=str(data.dir),
+                      best_checkpoint=state.best_model_checkpoint,
                       best_metric=state.best_metric, metric_for_best_model=training.metric_for_best_model,
                       eval_metrics={k: v for entry in evals for k, v in entry.items() if k.startswith("eval_")})
     trainer.accelerator.wait_for_everyone()

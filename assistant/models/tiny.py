@@ -183,7 +183,7 @@ def ensure_random_model(arch: Arch = "qwen2_5_vl", seed: int = 0) -> Path:
     return target
 
 
-def ensure_demo_model() -> Path:
+def ensure_demo_model(directory: Path = DEMO_DIR) -> Path:
     """The packaged demo model (``assistant/models/demo``), after checking every file against its recorded sha256.
 
     A missing or altered file is a ``ConfigError`` that says how to get it back: a damaged demo must never load
@@ -193,7 +193,7 @@ def ensure_demo_model() -> Path:
 
     from assistant.core.errors import ConfigError
 
-    manifest_file = DEMO_DIR / DEMO_MANIFEST
+    manifest_file = directory / DEMO_MANIFEST
     rebuild = "reinstall dermassist, or rebuild it with: {command}"
     try:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
@@ -202,11 +202,11 @@ def ensure_demo_model() -> Path:
         raise ConfigError(f"the packaged demo model is missing or damaged (no valid {DEMO_MANIFEST}); reinstall "
                           "dermassist") from None
     for name, expected in sorted(files.items()):
-        path = DEMO_DIR / name
+        path = directory / name
         if not path.is_file():
             raise ConfigError(f"the packaged demo model is damaged ({name} is missing); "
                               + rebuild.format(command=command))
         if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
             raise ConfigError(f"the packaged demo model is damaged ({name} does not match its sha256 checksum); "
                               + rebuild.format(command=command))
-    return DEMO_DIR
+    return directory

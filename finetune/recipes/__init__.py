@@ -26,6 +26,10 @@ class Prepared:
 class Recipe(Protocol):
     name: str
 
+    def check(self, config: Any) -> None:
+        """Refuse what cannot run here (before any data is built or weights are read)."""
+        ...
+
     def prepare(self, config: Any) -> Prepared:
         """Load the base model for ``config`` (a ``finetune.config.ParsedConfig``) ready for ``SFTTrainer``."""
         ...

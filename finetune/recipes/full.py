@@ -14,13 +14,17 @@ from finetune.recipes import Prepared, model_dtype
 class FullRecipe:
     name = "full"
 
+    def check(self, config) -> None:
+        """Runs anywhere; the size limit is checked once the model's parameter count is known."""
+
     def prepare(self, config) -> Prepared:
         base = resolve_base(config.model.model_name_or_path)
         model = load_model(base, model_dtype(config), attn_implementation=config.model.attn_implementation)
         _, total = count_parameters(model)
         if total > config.finetune.full_max_params:
+            limit = config.finetune.full_max_params
             raise ConfigError(f"the full recipe is for small models: this one has {total / 1e9:.1f}B parameters "
-                              f"(limit full_max_params={config.finetune.full_max_params:.3g}); use recipe=lora or qlora")
+                              f"(limit full_max_params={limit:.3g}); use recipe=lora or qlora")
         if config.finetune.freeze_vision_tower:
             freeze_vision(model)
         return Prepared(model, base)

@@ -13,6 +13,9 @@ from finetune.recipes import Prepared, model_dtype
 class LoraRecipe:
     name = "lora"
 
+    def check(self, config) -> None:
+        """Runs anywhere: CPU (fp32), one GPU or many (bf16)."""
+
     def prepare(self, config) -> Prepared:
         base = resolve_base(config.model.model_name_or_path)
         model = load_model(base, model_dtype(config), attn_implementation=config.model.attn_implementation)

@@ -26,8 +26,11 @@ def require_cuda_bitsandbytes() -> None:
 class QLoraRecipe:
     name = "qlora"
 
-    def prepare(self, config) -> Prepared:
+    def check(self, config) -> None:
         require_cuda_bitsandbytes()
+
+    def prepare(self, config) -> Prepared:
+        self.check(config)
         import torch
         from accelerate import PartialState
         from peft import prepare_model_for_kbit_training
@@ -36,8 +39,9 @@ class QLoraRecipe:
         m, training = config.model, config.training
         compute = torch.bfloat16 if training.bf16 else torch.float16
         quantization = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=m.bnb_4bit_quant_type, bnb_4bit_use_double_quant=m.use_bnb_nested_quant,
-            bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=m.bnb_4bit_quant_storage)
+            load_in_4bit=True, bnb_4bit_quant_type=m.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=m.use_bnb_nested_quant, bnb_4bit_compute_dtype=compute,
+            bnb_4bit_quant_storage=m.bnb_4bit_quant_storage)
         base = resolve_base(m.model_name_or_path)
         model = load_model(base, compute, attn_implementation=m.attn_implementation, quantization_config=quantization,
                            device_map={"": PartialState().local_process_index})
