@@ -196,9 +196,9 @@ def main() -> None:
 
     model = args.model
     if not model:
-        from assistant.models.tiny import ensure_demo_model
+        from assistant.models.tiny import ensure_random_model
 
-        model = str(ensure_demo_model())
+        model = str(ensure_random_model())
     logs = Path(tempfile.mkdtemp(prefix="dermassist-bench-"))
     up_port, ep_port = _free_port(), _free_port()
     env = dict(os.environ, DERMASSIST_API_KEY=args.api_key)

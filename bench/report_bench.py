@@ -56,9 +56,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--backends", default="transformers,vllm")
     args = parser.parse_args()
-    from assistant.models.tiny import ensure_demo_model
+    from assistant.models.tiny import ensure_random_model
 
-    model = args.model or str(ensure_demo_model())
+    model = args.model or str(ensure_random_model())
     rows = [bench(b, model, args.n, r) for b in args.backends.split(",") for r in (False, True)]
     print("| backend | retrieval | load s | p50 s | p95 s | gen tok/s | peak RSS GiB |")
     print("|---|---|---|---|---|---|---|")

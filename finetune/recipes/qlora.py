@@ -31,22 +31,32 @@ class QLoraRecipe:
 
     def prepare(self, config) -> Prepared:
         self.check(config)
-        import torch
         from accelerate import PartialState
-        from peft import prepare_model_for_kbit_training
-        from transformers import BitsAndBytesConfig
 
-        m, training = config.model, config.training
-        compute = torch.bfloat16 if training.bf16 else torch.float16
-        quantization = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=m.bnb_4bit_quant_type,
-            bnb_4bit_use_double_quant=m.use_bnb_nested_quant, bnb_4bit_compute_dtype=compute,
-            bnb_4bit_quant_storage=m.bnb_4bit_quant_storage)
-        base = resolve_base(m.model_name_or_path)
-        model = load_model(base, compute, attn_implementation=m.attn_implementation, quantization_config=quantization,
-                           device_map={"": PartialState().local_process_index})
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training.gradient_checkpointing)
+        model, base = load_quantized(config, device_map={"": PartialState().local_process_index})
         return Prepared(model, base, lora_config(config), quantization="4bit")
 
+
+def load_quantized(config, device_map):
+    """The base in 4-bit NF4 (double quantisation per the config), prepared for k-bit training: (model, base path).
+
+    Separate from the CUDA check so the loading path can be exercised on a CPU where bitsandbytes is installed
+    (docs/finetune.md, "On a GPU"); training through it is only supported on CUDA.
+    """
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    m, training = config.model, config.training
+    compute = torch.bfloat16 if training.bf16 else torch.float16
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type=m.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=m.use_bnb_nested_quant, bnb_4bit_compute_dtype=compute,
+        bnb_4bit_quant_storage=m.bnb_4bit_quant_storage)
+    base = resolve_base(m.model_name_or_path)
+    model = load_model(base, compute, attn_implementation=m.attn_implementation, quantization_config=quantization,
+                       device_map=device_map)
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training.gradient_checkpointing)
+    return model, base
 
 RECIPE = QLoraRecipe()

@@ -29,12 +29,14 @@ def dermassist(*args, timeout=1500) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, synthetic_small, tiny_model):
-    """One short real run: 4 steps, evaluation (loss + harness) at steps 2 and 4, the best adapter kept, merged."""
+    """One short real run: 4 steps, evaluation (loss + harness) before training and at steps 2 and 4, the best
+    adapter kept, merged."""
     root = tmp_path_factory.mktemp("ft")
     settings = tiny_settings(synthetic_small, root / "out", max_steps=4, eval_strategy="steps", eval_steps=2,
                              save_strategy="steps", save_steps=2, load_best_model_at_end=True,
                              metric_for_best_model="eval_loss", greater_is_better=False, harness_eval_limit=1,
-                             harness_max_new_tokens=32, report_to="tensorboard", merge_adapter=True)
+                             harness_max_new_tokens=32, report_to="tensorboard", merge_adapter=True,
+                             eval_on_start=True)
     config = write_config(root / "tiny.yaml", settings)
     proc = dermassist("finetune", "--config", config)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -62,14 +64,25 @@ def test_harness_ran_on_the_validation_split_and_tensorboard_has_the_numbers(tra
     out, _ = trained
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    for step in (2, 4):
+    for step in (0, 2, 4):
         results = json.loads((out / "harness" / f"step-{step}" / "results.json").read_text())
         assert results["run"]["task"] == "synthetic_ham_val" and results["run"]["n_samples"] == 1
         assert {"macro_f1", "schema_validity"} <= set(results["metrics"])
     events = EventAccumulator(str(next(out.glob("runs/*")))).Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss", "eval/loss", "eval/macro_f1", "eval/schema_validity"} <= tags
-    assert [e.step for e in events.Scalars("eval/macro_f1")] == [2, 4]
+    assert [e.step for e in events.Scalars("eval/macro_f1")] == [0, 2, 4]
+
+
+def test_training_lowers_the_held_out_loss(trained):
+    """The real (if small) improvement CI can afford: the validation split's loss, measured before training by
+    `eval_on_start`, is lower after 4 steps. (Not the issue's accuracy bar: docs/finetune.md says where that stands.)"""
+    out, _ = trained
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    losses = {e.step: e.value for e in EventAccumulator(str(next(out.glob("runs/*")))).Reload().Scalars("eval/loss")}
+    assert sorted(losses) == [0, 2, 4]
+    assert losses[4] < losses[0]
 
 
 def test_adapter_serves_in_transformers_via_the_cli(trained, tiny_model, lesion_jpeg):
