@@ -1,4 +1,7 @@
-"""Scale-out on accelerate: the real launcher starts two training processes (DDP over gloo on CPU) for two steps."""
+"""Scale-out on accelerate: the real launcher, with the shipped DDP config, starts two training processes that join
+over gloo on this CPU-only machine (`use_cpu` follows the machine) and train two steps together.
+
+(`accelerate launch --cpu` is not used: it selects accelerate's simple launcher, which starts one process.)"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 
 from support.finetune import tiny_settings, write_config
 from support.net import free_port
+from support.paths import REPO
 
 pytestmark = pytest.mark.slow
 ACCELERATE = str(Path(sys.executable).parent / "accelerate")
@@ -20,8 +24,8 @@ ACCELERATE = str(Path(sys.executable).parent / "accelerate")
 def test_two_processes_train_two_steps_with_accelerate_launch(tmp_path, synthetic_small, tiny_model):
     out = tmp_path / "out"
     config = write_config(tmp_path / "ddp.yaml", tiny_settings(synthetic_small, out, max_steps=2))
-    cmd = [ACCELERATE, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "finetune",
+    cmd = [ACCELERATE, "launch", "--config_file", str(REPO / "finetune/accelerate/ddp.yaml"), "--num_processes", "2",
+           "--mixed_precision", "no", "--main_process_port", str(free_port()), "-m", "finetune",
            "--config", str(config), "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env=os.environ.copy())
     assert proc.returncode == 0, proc.stderr[-4000:]
