@@ -22,13 +22,13 @@ def tiny_model(
 
     def body() -> None:
         from assistant.core.errors import ConfigError
-        from assistant.models.tiny import RANDOM_WEIGHTS_WARNING, build_tiny_model
+        from assistant.models.tiny import MEANINGLESS_WARNING, build_tiny_model
 
         if arch not in ("qwen2_vl", "qwen2_5_vl"):
             raise ConfigError(f"unknown --arch {arch!r}; choose qwen2_vl or qwen2_5_vl")
         out = build_tiny_model(directory, arch, lora_dir=lora, seed=seed)  # type: ignore[arg-type]
         typer.echo(f"tiny {arch} model written to {out}" + (f", LoRA adapter to {lora}" if lora else ""))
-        typer.echo(RANDOM_WEIGHTS_WARNING, err=True)
+        typer.echo(MEANINGLESS_WARNING, err=True)
 
     run_cli(body)
 
