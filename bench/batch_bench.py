@@ -217,11 +217,11 @@ def run(results, model: str | None = None, quick: bool = False) -> None:
     from bench.common import Row
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from assistant.models.tiny import ensure_demo_model
+    from assistant.models.tiny import default_model
 
     cases = synthetic_cases(8 if quick else 32)
     for backend in ("transformers", "vllm"):
-        alone, batched = in_process(backend, model or str(ensure_demo_model()), cases, retrieval=False)
+        alone, batched = in_process(backend, model or str(default_model()[0]), cases, retrieval=False)
         results.add(Row("batch", f"{backend}: cases/s for {len(cases)} cases (same reports: "
                         f"{'yes' if batched['same_as_one_at_a_time'] else 'no'})", batched["cases_per_s"], "cases/s",
                         a=alone["cases_per_s"], a_label="one at a time", b_label="batched",
@@ -238,9 +238,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from assistant.models.tiny import ensure_demo_model
+    from assistant.models.tiny import default_model
 
-    model = args.model or str(ensure_demo_model())
+    model = args.model or str(default_model()[0])
     cases = synthetic_cases(args.n)
     arms = set(args.arms.split(","))
     rows: list[dict] = []

@@ -188,9 +188,9 @@ def run(results: Results, model: str | None = None, requests: int = 32, concurre
                               report_requests=report_requests, report_concurrency=report_concurrency,
                               rounds=rounds, retrieval=retrieval, api_key="bench-key")
     if not model:
-        from assistant.models.tiny import ensure_demo_model
+        from assistant.models.tiny import ensure_random_model
 
-        model = str(ensure_demo_model())
+        model = str(ensure_random_model())
     logs = Path(tempfile.mkdtemp(prefix="dermassist-bench-"))
     up_port, ep_port = _free_port(), _free_port()
     env = {**os.environ, "DERMASSIST_API_KEY": args.api_key, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}

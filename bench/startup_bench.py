@@ -32,11 +32,11 @@ def _dermassist(*args: str, env: dict) -> tuple[float, subprocess.CompletedProce
 
 
 def run(results: Results, rounds: int = 5) -> None:
-    from assistant.models.tiny import ensure_demo_model
+    from assistant.models.tiny import default_model
     from bench.kb_bench import store_for
     from bench.report_bench import lesion_image
 
-    ensure_demo_model()
+    default_model()
     store = str(store_for(1_000))  # a real store written by kb build's path (the retrieval section's 1k store)
     image = Path(tempfile.mkdtemp(prefix="bench-start-")) / "lesion.jpg"
     lesion_image().save(image, format="JPEG", quality=90)

@@ -25,10 +25,13 @@ for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU
 
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
-    """The tiny random Qwen2.5-VL demo model, built once into the session's DERMASSIST_HOME (as users get it)."""
-    from assistant.models.tiny import ensure_demo_model
+    """The tiny *random-weight* Qwen2.5-VL, built once into the session's DERMASSIST_HOME.
 
-    return ensure_demo_model()
+    Deliberately not the packaged (trained) demo model: tests that compare backends or show that a LoRA changes the
+    output need near-tied random logits, not a model that confidently writes one report."""
+    from assistant.models.tiny import ensure_random_model
+
+    return ensure_random_model()
 
 
 @pytest.fixture(scope="session")

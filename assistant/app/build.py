@@ -34,10 +34,11 @@ def resolve_backend_config(config: AppConfig) -> BackendConfig:
     if backend == "openai" and not section.base_url:
         raise ConfigError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
     if backend != "openai" and (model is None or model in DEMO_MODEL_NAMES):
-        from assistant.models.tiny import MEANINGLESS_WARNING, ensure_demo_model
+        from assistant.models.tiny import default_model
 
-        model = str(ensure_demo_model())
-        print(MEANINGLESS_WARNING, file=sys.stderr, flush=True)
+        path, warning = default_model()
+        model = str(path)
+        print(warning, file=sys.stderr, flush=True)
     elif backend == "openai" and model is None:
         model = upstream_model(section.base_url or "", section.api_key)
     return BackendConfig.model_validate({**section.model_dump(), "backend": backend, "model": model})

@@ -36,6 +36,7 @@ def _mount() -> None:
     from assistant.serving.cli import serve
     from assistant.ui.cli import ui
     from eval.cli import app as eval_app
+    from finetune.cli import finetune
 
     app.command()(report.report)
     app.command("serve")(serve)
@@ -43,6 +44,7 @@ def _mount() -> None:
     app.command("batch")(batch)
     app.add_typer(kb.app, name="kb")
     app.add_typer(eval_app, name="eval")
+    app.command("finetune")(finetune)
     app.command("tiny-model")(tools.tiny_model)
     app.command()(tools.schema)
     app.command("vllm-args")(tools.vllm_args)

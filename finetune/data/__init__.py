@@ -1,0 +1,1 @@
+"""SFT data from the eval harness's dataset adapters: records, targets, splits, sampling, the dataset card."""
