@@ -7,12 +7,14 @@ backend token for token under greedy decoding.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
 from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
-from assistant.backends.common import first_line
+from assistant.backends.common import engine_error, first_line
 from assistant.core.errors import BackendError, ConfigError
 from assistant.core.messages import to_hf_messages
 
@@ -27,6 +29,7 @@ class VLLMBackend:
 
     def __init__(self, config: BackendConfig) -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; only read by the CPU build
+        _logs_to_stderr()
         try:
             from vllm import LLM
         except ImportError:
@@ -73,8 +76,8 @@ class VLLMBackend:
             try:
                 outputs = self.llm.chat(to_hf_messages(request.messages, image_key="image_pil"), params,
                                         use_tqdm=False, lora_request=lora)
-            except Exception as exc:
-                raise BackendError(f"generation failed in the vLLM backend: {first_line(exc)}") from None
+            except Exception as exc:  # a prompt longer than max_model_len is the caller's (400), the rest a fault
+                raise engine_error(exc, "the vLLM backend") from None
         out = outputs[0]
         completion = out.outputs[0]
         return GenerationResult(text=completion.text, model=self.config.model, adapter=request.adapter,
@@ -89,6 +92,16 @@ class VLLMBackend:
             shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
             if callable(shutdown):
                 shutdown()
+
+
+def _logs_to_stderr() -> None:
+    """vLLM logs to stdout by default, which corrupts a command's output (``dermassist report --format json >
+    r.json``). Its engine and worker processes, spawned later, read the variable; the loggers of a vLLM imported
+    already in this process are re-pointed."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    for handler in logging.getLogger("vllm").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
 
 
 def _max_rank(paths) -> int:

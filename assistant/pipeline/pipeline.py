@@ -18,7 +18,13 @@ import prompts
 from assistant import __version__
 from assistant.backends.base import Backend, GenerationRequest
 from assistant.core.case import Case, ClinicalContext, ImageSource
-from assistant.core.errors import CaseError, GenerationError, first_error
+from assistant.core.errors import (
+    CaseError,
+    GenerationCancelled,
+    GenerationError,
+    OutputTruncatedError,
+    first_error,
+)
 from assistant.core.intake import IntakeImage, PixelBudget, load_images
 from assistant.core.messages import ChatMessage, chat_messages, report_messages, report_retry_message
 from assistant.core.ontology import Ontology, default_ontology
@@ -67,6 +73,7 @@ class ChatAnswer(BaseModel):
     flagged_conditions: list[str] = Field(default_factory=list, description="malignant/emergency conditions named")
     safety_notes: list[str] = Field(default_factory=list)
     disclaimer: str = DISCLAIMER
+    finish_reason: str = Field("stop", description="'length' when the token budget cut the answer short")
     provenance: Provenance
 
 
@@ -84,8 +91,10 @@ class ReportPipeline:
         return prompts.PROMPT_VERSION
 
     # -- reports ------------------------------------------------------------------------------------------------
-    def run(self, case: Case, adapter: str | None = None, *, max_new_tokens: int | None = None) -> Report:
-        """``max_new_tokens`` overrides the settings for this call (e.g. an API client's max_tokens)."""
+    def run(self, case: Case, adapter: str | None = None, *, max_new_tokens: int | None = None,
+            cancel: threading.Event | None = None) -> Report:
+        """``max_new_tokens`` overrides the settings for this call (e.g. an API client's max_tokens); setting
+        ``cancel`` (an HTTP client left) stops the work with ``GenerationCancelled``."""
         t0 = time.perf_counter()
         images = self.intake(case.images)
         t1 = time.perf_counter()
@@ -94,7 +103,8 @@ class ReportPipeline:
         messages = report_messages(case.context, case.modality, images, passages)
         schema = draft_json_schema([p.id for p in passages]) if self.settings.generation.constrained_decoding else None
         draft, attempts, usage = self._generate_draft(messages, schema, adapter,
-                                                      max_new_tokens or self.settings.generation.max_new_tokens)
+                                                      max_new_tokens or self.settings.generation.max_new_tokens,
+                                                      cancel)
         t3 = time.perf_counter()
         items, citations, grounding, grounding_limits = ground_citations(draft, passages)
         for item in items:
@@ -121,30 +131,35 @@ class ReportPipeline:
         return load_images(sources, self.settings.pixel_budget)
 
     def _generate_draft(self, messages: tuple[ChatMessage, ...], schema: dict | None, adapter: str | None,
-                        max_new_tokens: int) -> tuple[ReportDraft, int, Usage]:
-        problem = ""
+                        max_new_tokens: int, cancel: threading.Event | None) -> tuple[ReportDraft, int, Usage]:
+        problem, cut_off = "", False
         usage = Usage()
         generation = self.settings.generation
         for attempt in (1, 2):
+            _check_cancel(cancel)
             request = GenerationRequest(messages=messages, json_schema=schema, adapter=adapter,
                                         max_new_tokens=max_new_tokens, temperature=generation.temperature,
-                                        seed=generation.seed)
+                                        seed=generation.seed, cancel=cancel)
             result = self.backend.generate(request)
             usage.prompt_tokens += result.prompt_tokens
             usage.completion_tokens += result.completion_tokens
             try:
                 return ReportDraft.model_validate_json(result.text), attempt, usage
             except ValidationError as exc:
-                problem = _describe(exc, result.finish_reason)
+                problem, cut_off = _describe(exc, result.finish_reason), result.finish_reason == "length"
             # The retry shows the model its own output and what was wrong with it.
             messages = (*messages, ChatMessage.text("assistant", result.text[:4000]), report_retry_message(problem))
-        raise GenerationError(f"the model did not produce a valid report after 2 attempts ({problem})")
+        message = f"the model did not produce a valid report after 2 attempts ({problem})"
+        if cut_off:  # the caller's budget, not the model, is what failed: a distinct error (a client error over HTTP)
+            raise OutputTruncatedError(f"{message[:-1]} of {max_new_tokens} new tokens; allow more tokens)")
+        raise GenerationError(message)
 
     # -- free-text answers (chat, VQA) --------------------------------------------------------------------------
     def answer(self, question: str, images: list[ImageSource] | None = None, context: ClinicalContext | None = None,
                history: list[tuple[str, str]] | None = None, adapter: str | None = None, *,
-               max_new_tokens: int | None = None) -> ChatAnswer:
-        """A grounded free-text answer; ``history`` is earlier (role, text) turns of the conversation."""
+               max_new_tokens: int | None = None, cancel: threading.Event | None = None) -> ChatAnswer:
+        """A grounded free-text answer; ``history`` is earlier (role, text) turns of the conversation; ``cancel``
+        as in ``run``."""
         if not question.strip():
             raise CaseError("the question is empty")
         t0 = time.perf_counter()
@@ -154,10 +169,11 @@ class ReportPipeline:
         passages = self.retriever.search(retrieval_query, self.settings.retrieval_k)
         t2 = time.perf_counter()
         messages = chat_messages(question, images=clean, context=context, passages=passages, history=history or ())
+        _check_cancel(cancel)
         result = self.backend.generate(GenerationRequest(
             messages=messages, adapter=adapter,
             max_new_tokens=max_new_tokens or self.settings.generation.chat_max_new_tokens,
-            temperature=self.settings.generation.temperature, seed=self.settings.generation.seed))
+            temperature=self.settings.generation.temperature, seed=self.settings.generation.seed, cancel=cancel))
         t3 = time.perf_counter()
         citations, unknown = cited_ids_in_text(result.text, passages)
         flagged = self._flagged_mentions(result.text)
@@ -173,7 +189,7 @@ class ReportPipeline:
             usage=Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens),
             image_sha256=[img.sha256 for img in clean])
         return ChatAnswer(text=result.text, citations=citations, flagged_conditions=flagged, safety_notes=notes,
-                          provenance=provenance)
+                          finish_reason=result.finish_reason, provenance=provenance)
 
     def _flagged_mentions(self, text: str) -> list[str]:
         """Malignant or emergency conditions named anywhere in free text (exact ontology names/synonyms)."""
@@ -190,6 +206,11 @@ class ReportPipeline:
         if not self._closed.is_set():
             self._closed.set()
             self.backend.close()
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled("the request was cancelled before generation")
 
 
 def _describe(exc: ValidationError, finish_reason: str) -> str:
