@@ -246,13 +246,13 @@ class ServingService:
                 usage = answer.provenance.usage
                 finish_reason = answer.finish_reason
         except OutputTruncatedError:
-            self.backend_ok = True
             budget = prepared.max_new_tokens or self.pipeline.settings.generation.max_new_tokens
             raise ServingError(f"the report did not fit in max_tokens {budget}: it was cut off (twice); ask for more "
                                f"tokens (this server allows up to {self.config.max_tokens})", "max_tokens_too_small",
                                "max_tokens") from None
         except Exception as exc:
-            self.backend_ok = not _is_backend_error(exc)
+            if _is_backend_error(exc):  # only an engine fault marks /health degraded, never a client's bad input
+                self.backend_ok = False
             raise
         self.backend_ok = True
         return ChatCompletionResponse(

@@ -429,7 +429,8 @@ def test_openai_parity(server, client):
 
 
 def test_langchain_and_litellm_work_unchanged(server):
-    """Two more SDKs integrators use, plain and streamed, chat and report, with no client-side configuration."""
+    """Two more SDKs integrators use, with no client-side configuration: chat plain and streamed with each, a report
+    with each (plain with LangChain, streamed with litellm)."""
     from langchain_core.messages import HumanMessage
     from langchain_openai import ChatOpenAI
 
@@ -444,8 +445,6 @@ def test_langchain_and_litellm_work_unchanged(server):
     assert "".join(chunk.content for chunk in chat.stream(question)) == answer.content
     report = ChatOpenAI(model="dermassist-report", base_url=base, api_key=API_KEY, max_retries=0, timeout=300)
     Report.model_validate_json(report.invoke([HumanMessage(content=image_parts)]).content)
-    streamed = "".join(chunk.content for chunk in report.stream([HumanMessage(content=image_parts)]))
-    Report.model_validate_json(streamed)
 
     import litellm  # LITELLM_LOCAL_MODEL_COST_MAP is set at the top of this module: no network lookup
 
@@ -456,9 +455,6 @@ def test_langchain_and_litellm_work_unchanged(server):
     chunks = litellm.completion(model="openai/dermassist-chat", messages=[{"role": "user", "content": question}],
                                 max_tokens=12, stream=True, **common)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == answer.content
-    report_reply = litellm.completion(model="openai/dermassist-report",
-                                      messages=[{"role": "user", "content": image_parts}], **common)
-    Report.model_validate_json(report_reply.choices[0].message.content)
     report_chunks = litellm.completion(model="openai/dermassist-report",
                                        messages=[{"role": "user", "content": image_parts}], stream=True, **common)
     Report.model_validate_json("".join(c.choices[0].delta.content or "" for c in report_chunks))

@@ -113,7 +113,7 @@ def vllm_server(model: str, port: int, *, loras: list[str] = (), served_name: st
     cmd = vllm_server_command(model, port=port, loras=list(loras),
                               extra=["--dtype", "float32", "--enforce-eager", "--max-model-len", "8192",
                                      "--served-model-name", served_name, "--no-enable-prefix-caching"])
-    return Server(cmd, port, log_name, ready_path="/v1/models", timeout_s=300.0)
+    return Server(cmd, port, log_name, ready_path="/v1/models", timeout_s=600.0)  # a shared 2-core box is slow
 
 
 def assert_clean_error(body: dict) -> str:
