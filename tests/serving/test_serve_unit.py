@@ -346,7 +346,8 @@ def test_metadata_errors_name_the_field_not_the_value():
     ({}, ["--host", "::"], "listening on :: needs an API key"),
     # Explicitly insecure: the auth check passes and the command goes on to build its pipeline (which fails here
     # on an unreachable upstream before anything binds).
-    ({"DERMASSIST_API_KEY": ""}, ["--insecure-no-auth", "--host", "0.0.0.0"], "could not list the models of the upstream"),
+    ({"DERMASSIST_API_KEY": ""}, ["--insecure-no-auth", "--host", "0.0.0.0"],
+     "could not list the models of the upstream"),
 ])
 def test_serve_refuses_to_run_without_auth_unless_told_so(env, args, expected):
     import subprocess
