@@ -15,7 +15,7 @@ from pathlib import Path
 
 from assistant.backends.base import BackendConfig, GenerationRequest, GenerationResult
 from assistant.backends.common import engine_error, first_line
-from assistant.core.errors import BackendError, ConfigError
+from assistant.core.errors import BackendError, ConfigError, GenerationCancelled
 from assistant.core.messages import to_hf_messages
 
 # xgrammar explicitly (never a silent fallback to another grammar engine) and compact JSON. vLLM reads
@@ -73,6 +73,8 @@ class VLLMBackend:
                                 top_p=request.top_p, seed=request.seed, structured_outputs=structured)
         lora = self._lora_request(request.adapter)
         with self._lock:
+            if request.cancel is not None and request.cancel.is_set():  # the client left while this one waited
+                raise GenerationCancelled("generation was cancelled before it started")
             try:
                 outputs = self.llm.chat(to_hf_messages(request.messages, image_key="image_pil"), params,
                                         use_tqdm=False, lora_request=lora)
