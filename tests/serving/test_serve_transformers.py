@@ -107,7 +107,9 @@ def test_overload_answers_429_and_every_request_is_answered(env):
     body = {"model": "dermassist-report", "messages": image_message(data_url(png_bytes()))}
 
     def post(_):
-        response = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=300, trust_env=False,
+        # A hang guard, not a speed check: the queued report waits for the running one (two tiny-model reports
+        # took over 300 s on 2 shared cores at load average 24).
+        response = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=900, trust_env=False,
                               headers={"Authorization": f"Bearer {API_KEY}"})
         return response.status_code, response.json(), response.headers
 
