@@ -23,9 +23,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tiny_model, tiny_lora):
+    # 900 s: a start-up hang guard; building the knowledge base and the engine took over 400 s at load average 18
     server = dermassist_serve(free_port(), "--backend", "vllm", "--model", str(tiny_model), "--dtype", "float32",
                               "--enforce-eager", "--max-model-len", "4096", "--adapter", f"derm-lora={tiny_lora}",
-                              "--api-key", API_KEY, log_name="serve-vllm-inprocess", timeout_s=400)
+                              "--api-key", API_KEY, log_name="serve-vllm-inprocess", timeout_s=900)
     yield server
     server.stop()
     assert "Traceback" not in server.log()
