@@ -9,12 +9,14 @@ command that uses it and is validated by ``tests/app/test_config.py``.
 
 from __future__ import annotations
 
+import ipaddress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from assistant.backends.base import BackendConfig
@@ -64,6 +66,8 @@ class ServingConfig(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     api_key: str | None = Field(None, description="required on every route but /health when set; prefer the "
                                                   "DERMASSIST_API_KEY variable to a file")
+    insecure_no_auth: bool = Field(False, description="serve a non-loopback host without an API key (only behind "
+                                                      "something else that authenticates)")
     allow_image_domains: tuple[str, ...] = Field(
         (), description="http(s) image URLs may come from these domains ('*.example.org' for subdomains); "
                         "default: data: URLs only")
@@ -76,6 +80,8 @@ class ServingConfig(BaseModel):
     max_images: int = Field(MAX_IMAGES_PER_CASE, ge=1, le=MAX_IMAGES_PER_CASE, description="images per request")
     max_body_bytes: int = Field(20 * 2**20, gt=0)
     max_tokens: int = Field(2048, ge=16, description="cap on a request's max_tokens")
+    min_report_tokens: int = Field(256, ge=1, description="a report request's max_tokens may not be smaller: a "
+                                                          "report is a whole JSON document")
     max_messages: int = Field(64, ge=1)
     max_text_chars: int = Field(32_000, ge=1, description="all message text together")
     max_concurrency: int = Field(4, ge=1, description="requests processed at once (unset: 32 with the in-process "
@@ -88,6 +94,28 @@ class ServingConfig(BaseModel):
         if "max_concurrency" in self.model_fields_set or backend not in BATCHING_CONCURRENCY:
             return self
         return self.model_copy(update={"max_concurrency": BATCHING_CONCURRENCY[backend]})
+
+    @model_validator(mode="after")
+    def _authenticated(self) -> ServingConfig:
+        """An empty key must not silently mean "no auth", and a server others can reach needs a key — unless
+        the operator says explicitly that something else authenticates (``insecure_no_auth``)."""
+        if self.api_key is not None and not self.api_key.strip():
+            raise PydanticCustomError("empty_api_key", "the API key is empty (is DERMASSIST_API_KEY set to ''?); set "
+                                      "a key, or unset it and pass --insecure-no-auth to serve without one")
+        if not self.api_key and not self.insecure_no_auth and not is_loopback(self.host):
+            raise PydanticCustomError("no_api_key", "listening on {host} needs an API key (set DERMASSIST_API_KEY); "
+                                      "pass --insecure-no-auth only if something in front of the server "
+                                      "authenticates", {"host": self.host})
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class AppConfig(BaseSettings):

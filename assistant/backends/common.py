@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
+
+from assistant.core.errors import BackendError, ContextLengthError, DermassistError
 
 
 def torch_dtype(name: str, *, on_gpu: bool):
@@ -41,3 +44,25 @@ def _cgroup_quota() -> float | None:
         return None if quota <= 0 else quota / period
     except (OSError, ValueError):
         return None
+
+
+# How engines say that a prompt does not fit: vLLM ("longer than the maximum model length of 4096"), the OpenAI
+# API and vLLM's server ("This model's maximum context length is 4096 tokens").
+_CONTEXT_LIMIT = re.compile(r"maximum (?:model|context) length (?:of |is )?(\d+)", re.IGNORECASE)
+
+
+def context_length_error(limit: int | None) -> ContextLengthError:
+    shown = f" of {limit} tokens" if limit else ""
+    return ContextLengthError(f"the request does not fit in the model's context window{shown} (prompt, images and "
+                              "the requested max tokens together); shorten the conversation, send fewer images or "
+                              "ask for fewer tokens")
+
+
+def engine_error(exc: BaseException, where: str) -> DermassistError:
+    """An engine's exception as a user error: a prompt that does not fit the context is the caller's to fix
+    (``ContextLengthError``, a 400 over HTTP); anything else means the engine failed (``BackendError``)."""
+    line = first_line(exc)
+    match = _CONTEXT_LIMIT.search(line)
+    if match:
+        return context_length_error(int(match[1]))
+    return BackendError(f"generation failed in {where}: {line}")

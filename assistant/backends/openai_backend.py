@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from assistant.backends.base import BackendConfig, GenerationOutcome, GenerationRequest, GenerationResult
-from assistant.core.errors import BackendError, ConfigError, DermassistError, GenerationCancelled
+from assistant.backends.common import engine_error
+from assistant.core.errors import BackendError, ConfigError, ContextLengthError, DermassistError, GenerationCancelled
 from assistant.core.messages import ChatMessage, ImagePart
 
 T = TypeVar("T")
@@ -29,9 +30,10 @@ class OpenAIBackend:
 
     def __init__(self, config: BackendConfig) -> None:
         import openai
-        from openai.types.chat import ChatCompletion
+        from openai import Stream
+        from openai.types.chat import ChatCompletionChunk
 
-        self._completion_type = ChatCompletion
+        self._chunk_type, self._stream_type = ChatCompletionChunk, Stream
 
         if not config.base_url:
             raise ConfigError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
@@ -47,22 +49,47 @@ class OpenAIBackend:
         return self.config.adapters[adapter] or adapter  # the served LoRA name (vLLM --lora-modules NAME=PATH)
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Streamed from the upstream, so that a cancelled request closes the connection at the next token (vLLM
+        and OpenAI abort a generation whose client has gone) instead of running to ``max_tokens``."""
         kwargs: dict = dict(model=self._served_name(request.adapter), messages=openai_messages(request.messages),
                             max_tokens=request.max_new_tokens, temperature=request.temperature,
-                            top_p=request.top_p, seed=request.seed)
+                            top_p=request.top_p, seed=request.seed, stream=True,
+                            stream_options={"include_usage": True})
         if request.json_schema is not None:
             kwargs["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "dermassist_report", "schema": request.json_schema,
                                                          "strict": True}}
-        post = self.client.post
-        response = call_openai(lambda: post("/chat/completions", body=kwargs, cast_to=self._completion_type),
-                               f"the model server at {self.config.base_url}")
-        choice = response.choices[0]
-        usage = response.usage
-        return GenerationResult(text=choice.message.content or "", model=response.model, adapter=request.adapter,
+        what = f"the model server at {self.config.base_url}"
+        try:
+            result = call_openai(lambda: self._collect(kwargs, request), what)
+        except UpstreamStatusError as exc:
+            error = engine_error(exc, what)
+            if exc.status_code == 400 and isinstance(error, ContextLengthError):
+                raise error from None  # the prompt does not fit the upstream's context: the caller's to fix
+            raise
+        if result is None:
+            raise GenerationCancelled("generation was cancelled; the upstream request was closed")
+        return result
+
+    def _collect(self, kwargs: dict, request: GenerationRequest) -> GenerationResult | None:
+        """The streamed answer put together, or None when ``request.cancel`` was set (the stream is closed)."""
+        pieces: list[str] = []
+        finish, usage, model = None, None, self.config.model
+        # The SDK's plain post: ``chat.completions.create`` would re-type every message (images included) per call.
+        with self.client.post("/chat/completions", body=kwargs, cast_to=self._chunk_type, stream=True,
+                              stream_cls=self._stream_type[self._chunk_type]) as stream:
+            for chunk in stream:
+                if request.cancel is not None and request.cancel.is_set():
+                    return None  # leaving the block closes the connection: the upstream aborts the generation
+                model = chunk.model or model
+                usage = chunk.usage or usage
+                for choice in chunk.choices[:1]:
+                    pieces.append(choice.delta.content or "")
+                    finish = choice.finish_reason or finish
+        return GenerationResult(text="".join(pieces), model=model, adapter=request.adapter,
                                 prompt_tokens=usage.prompt_tokens if usage else 0,
                                 completion_tokens=usage.completion_tokens if usage else 0,
-                                finish_reason=choice.finish_reason or "stop")
+                                finish_reason=finish or "stop")
 
     def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutcome]:
         """``max_batch_size`` requests in flight at once: the server (vLLM) batches what arrives together."""

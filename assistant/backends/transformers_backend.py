@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 
 from assistant.backends.base import BackendConfig, GenerationOutcome, GenerationRequest, GenerationResult
-from assistant.backends.common import first_line, torch_dtype, usable_cores
+from assistant.backends.common import context_length_error, first_line, torch_dtype, usable_cores
 from assistant.core.errors import BackendError, ConfigError, DermassistError, GenerationCancelled
 from assistant.core.messages import to_hf_messages
 
@@ -89,13 +89,19 @@ class TransformersBackend:
         inputs = self.processor.apply_chat_template(
             to_hf_messages(request.messages), add_generation_prompt=True, tokenize=True, return_dict=True,
             return_tensors="pt").to(self._device)
-        gen_kwargs: dict = {"max_new_tokens": request.max_new_tokens, "do_sample": request.temperature > 0}
+        prompt_len = inputs["input_ids"].shape[1]
+        if prompt_len >= self.config.max_model_len:  # the caller's to fix, as vLLM refuses it: not an engine fault
+            raise context_length_error(self.config.max_model_len)
+        max_new_tokens = min(request.max_new_tokens, self.config.max_model_len - prompt_len)
+        gen_kwargs: dict = {"max_new_tokens": max_new_tokens, "do_sample": request.temperature > 0}
         if request.temperature > 0:
             gen_kwargs.update(temperature=request.temperature, top_p=request.top_p)
         if request.json_schema is not None:
             gen_kwargs["logits_processor"] = [self._logits_processor(request.json_schema)]
-        prompt_len = inputs["input_ids"].shape[1]
+        if request.cancel is not None:
+            gen_kwargs["stopping_criteria"] = _stop_when_set(request.cancel)
         with self._lock, torch.inference_mode():
+            _raise_if_cancelled(request.cancel)  # it may have been set while this request waited for the lock
             torch.manual_seed(request.seed)
             try:
                 if self.config.adapters and request.adapter is None:
@@ -108,8 +114,9 @@ class TransformersBackend:
             except RuntimeError as exc:
                 raise BackendError(f"generation failed in the transformers backend: {first_line(exc)}") from None
         new_tokens = output[0, prompt_len:]
+        _raise_if_cancelled(request.cancel, len(new_tokens))
         text = self.processor.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        finish = "length" if len(new_tokens) >= request.max_new_tokens else "stop"
+        finish = "length" if len(new_tokens) >= max_new_tokens else "stop"
         return GenerationResult(text=text, model=self.config.model, adapter=request.adapter,
                                 prompt_tokens=prompt_len, completion_tokens=len(new_tokens), finish_reason=finish)
 
@@ -211,3 +218,19 @@ def _cancelled_rows(events: list[threading.Event | None]):
 
     return CancelledRows()
 
+
+def _stop_when_set(cancel: threading.Event):
+    """A stopping criterion that ends ``generate`` at the next token once ``cancel`` is set (a client left)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenSet(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopWhenSet()])
+
+
+def _raise_if_cancelled(cancel: threading.Event | None, generated: int = 0) -> None:
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled(f"generation was cancelled after {generated} new tokens")

@@ -20,15 +20,24 @@ import asyncio
 import concurrent.futures
 import contextlib
 import itertools
+import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from assistant.backends.base import BackendConfig, GenerationOutcome, GenerationRequest, GenerationResult
-from assistant.backends.common import first_line
-from assistant.core.errors import BackendError, CaseError, ConfigError, DermassistError, GenerationCancelled
+from assistant.backends.common import engine_error, first_line
+from assistant.core.errors import (
+    BackendError,
+    CaseError,
+    ConfigError,
+    ContextLengthError,
+    DermassistError,
+    GenerationCancelled,
+)
 from assistant.core.messages import to_hf_messages
 
 # xgrammar explicitly (never a silent fallback to another grammar engine) and compact JSON. vLLM reads
@@ -43,6 +52,7 @@ class VLLMBackend:
 
     def __init__(self, config: BackendConfig) -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; only read by the CPU build
+        _logs_to_stderr()
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
         except ImportError:
@@ -121,7 +131,10 @@ class VLLMBackend:
                 final = output
         except asyncio.CancelledError:
             raise
-        except VLLMClientError as exc:  # the engine refuses this request (e.g. longer than max_model_len)
+        except VLLMClientError as exc:  # the engine refuses this request: the caller's to fix (a 400), never a fault
+            error = engine_error(exc, "the vLLM backend")
+            if isinstance(error, ContextLengthError):  # longer than max_model_len
+                raise error from None
             raise CaseError(f"the model cannot take this case: {first_line(exc)}") from None
         except Exception as exc:
             raise BackendError(f"generation failed in the vLLM backend: {_engine_error(exc)}") from None
@@ -208,6 +221,16 @@ def _engine_error(exc: BaseException) -> str:
     """vLLM wraps request failures (``EngineGenerateError``) around the cause the user can act on."""
     cause = exc.__cause__ if exc.__cause__ is not None and not str(exc).strip() else exc
     return first_line(cause)
+
+
+def _logs_to_stderr() -> None:
+    """vLLM logs to stdout by default, which corrupts a command's output (``dermassist report --format json >
+    r.json``). Its engine and worker processes, spawned later, read the variable; the loggers of a vLLM imported
+    already in this process are re-pointed."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    for handler in logging.getLogger("vllm").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
 
 
 def _max_rank(paths) -> int:

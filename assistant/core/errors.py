@@ -43,6 +43,21 @@ class GenerationError(DermassistError):
     kind = "invalid_model_output"
 
 
+class ContextLengthError(DermassistError):
+    """The prompt (conversation, clinical context, passages and images) does not fit in the model's context window.
+
+    The caller's to fix (a shorter conversation, fewer images): a client error, never a sign that the engine is down.
+    """
+
+    kind = "context_length_exceeded"
+
+
+class OutputTruncatedError(GenerationError):
+    """The token budget ended the output before a report was complete: more tokens are needed, not a retry."""
+
+    kind = "max_tokens_too_small"
+
+
 class GenerationCancelled(DermassistError):
     """The caller withdrew the request (``GenerationRequest.cancel`` was set) before generation finished."""
 

@@ -27,6 +27,7 @@ ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_DECODE_PIXELS = 40_000_000  # refuse before decoding: a 40 MP phone photo is the largest sane input
 MIN_SIDE = 32  # below this there is no lesion to see
+MAX_ASPECT_RATIO = 20  # a long strip is no clinical photo, and vision processors fail on extreme ratios (Qwen: 200)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never silently grey pixels
 Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS  # PIL's own guard as a second line behind ours
@@ -86,6 +87,7 @@ def load_image(source: Any, *, label: str = "image", budget: PixelBudget = Pixel
     if fmt not in ALLOWED_FORMATS:
         raise IntakeError(f"{label} is a {fmt} file; only JPEG, PNG and WebP are accepted")
     width, height = opened.size
+    _check_aspect_ratio(width, height, label)  # from the header, before decoding
     if width * height > MAX_DECODE_PIXELS:
         raise IntakeError(
             f"{label} is {width}x{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
@@ -124,8 +126,15 @@ def _read_bytes(source: Any, label: str) -> bytes:
     return data
 
 
+def _check_aspect_ratio(width: int, height: int, label: str) -> None:
+    if min(width, height) > 0 and max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        raise IntakeError(f"{label} is {width}x{height} pixels, an aspect ratio above {MAX_ASPECT_RATIO}:1; crop it "
+                          "to the lesion")
+
+
 def _clean(img: Image.Image, fmt: str, label: str, budget: PixelBudget) -> IntakeImage:
     original_size = img.size
+    _check_aspect_ratio(original_size[0], original_size[1], label)
     if min(original_size) < budget.min_side:
         raise IntakeError(
             f"{label} is only {original_size[0]}x{original_size[1]} pixels; at least "

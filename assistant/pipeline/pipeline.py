@@ -20,7 +20,14 @@ import prompts
 from assistant import __version__
 from assistant.backends.base import Backend, GenerationRequest, GenerationResult, WarmsUp
 from assistant.core.case import Case, ClinicalContext, ImageSource
-from assistant.core.errors import CaseError, DermassistError, GenerationError, first_error
+from assistant.core.errors import (
+    CaseError,
+    DermassistError,
+    GenerationCancelled,
+    GenerationError,
+    OutputTruncatedError,
+    first_error,
+)
 from assistant.core.intake import IntakeImage, PixelBudget, load_images
 from assistant.core.messages import ChatMessage, chat_messages, report_messages, report_retry_message, report_turn
 from assistant.core.ontology import Ontology, default_ontology
@@ -86,6 +93,7 @@ class ChatAnswer(BaseModel):
     flagged_conditions: list[str] = Field(default_factory=list, description="malignant/emergency conditions named")
     safety_notes: list[str] = Field(default_factory=list)
     disclaimer: str = DISCLAIMER
+    finish_reason: str = Field("stop", description="'length' when the token budget cut the answer short")
     provenance: Provenance
 
 
@@ -108,11 +116,14 @@ class _ReportJob:
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
     quality_limits: list[str] = field(default_factory=list)
+    cancel: threading.Event | None = None
+    cut_off: bool = False  # the last invalid output ended at the token limit
     draft: ReportDraft | None = None
 
     def request(self) -> GenerationRequest:
         return GenerationRequest(messages=self.messages, json_schema=self.schema, adapter=self.adapter,
-                                 max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed)
+                                 max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed,
+                                 cancel=self.cancel)
 
     def take(self, result: GenerationResult) -> str:
         """Count the attempt; keep the draft if it validates, else extend the conversation for the retry (it shows
@@ -124,10 +135,18 @@ class _ReportJob:
             self.draft = ReportDraft.model_validate_json(result.text)
             return ""
         except ValidationError as exc:
-            problem = _describe(exc, result.finish_reason)
+            problem, self.cut_off = _describe(exc, result.finish_reason), result.finish_reason == "length"
         self.messages = (*self.messages, ChatMessage.text("assistant", result.text[:4000]),
                          report_retry_message(problem))
         return problem
+
+    def failure(self, problem: str) -> GenerationError:
+        """The error after the last attempt: when the token limit cut the output, the caller's budget failed, not
+        the model (a distinct error, a client error over HTTP)."""
+        message = f"the model did not produce a valid report after 2 attempts ({problem})"
+        if self.cut_off:
+            return OutputTruncatedError(f"{message[:-1]} of {self.max_new_tokens} new tokens; allow more tokens)")
+        return GenerationError(message)
 
 
 class ReportPipeline:
@@ -148,20 +167,22 @@ class ReportPipeline:
 
     # -- reports ------------------------------------------------------------------------------------------------
     def run(self, case: Case, adapter: str | None = None, *, max_new_tokens: int | None = None,
-            progress: Progress | None = None) -> Report:
+            progress: Progress | None = None, cancel: threading.Event | None = None) -> Report:
         """``max_new_tokens`` overrides the settings for this call (e.g. an API client's max_tokens); ``progress``
-        is called with each of ``STEPS`` as it starts (it must be quick; an exception in it aborts the run)."""
+        is called with each of ``STEPS`` as it starts (it must be quick; an exception in it aborts the run); setting
+        ``cancel`` (an HTTP client left) stops the work with ``GenerationCancelled``."""
         step = progress or _silent
-        job = self._prepare(case, adapter, max_new_tokens, step)
+        job = self._prepare(case, adapter, max_new_tokens, step, cancel)
         problem = ""
         for _attempt in (1, 2):
+            _check_cancel(cancel)
             step("generation")
             result = self.backend.generate(job.request())
             step("validation")
             problem = job.take(result)
             if job.draft is not None:
                 return self._finish(job, step)
-        raise GenerationError(f"the model did not produce a valid report after 2 attempts ({problem})")
+        raise job.failure(problem)
 
     def run_batch(self, cases: Sequence[Case], adapter: str | None = None, *,
                   max_new_tokens: int | None = None) -> list[Report | DermassistError]:
@@ -191,12 +212,11 @@ class ReportPipeline:
                     outcomes[i] = self._finish_safely(jobs[i])
         for i in jobs:
             if outcomes[i] is None:
-                outcomes[i] = GenerationError(
-                    f"the model did not produce a valid report after 2 attempts ({problems.get(i, '')})")
+                outcomes[i] = jobs[i].failure(problems.get(i, ""))
         return [o for o in outcomes if o is not None]
 
     def _prepare(self, case: Case, adapter: str | None, max_new_tokens: int | None,
-                 step: Progress = _silent) -> _ReportJob:
+                 step: Progress = _silent, cancel: threading.Event | None = None) -> _ReportJob:
         """Intake, retrieval and the prompt: everything before the model."""
         t0 = time.perf_counter()
         step("intake")
@@ -212,7 +232,7 @@ class ReportPipeline:
         return _ReportJob(case=case, adapter=adapter, images=images, passages=passages, messages=messages,
                           schema=schema, max_new_tokens=max_new_tokens or generation.max_new_tokens,
                           temperature=generation.temperature, seed=generation.seed, t0=t0, t1=t1, t2=t2,
-                          quality_limits=quality_limits)
+                          quality_limits=quality_limits, cancel=cancel)
 
     def _finish_safely(self, job: _ReportJob) -> Report | DermassistError:
         try:
@@ -255,9 +275,11 @@ class ReportPipeline:
     # -- free-text answers (chat, VQA) --------------------------------------------------------------------------
     def answer(self, question: str, images: list[ImageSource] | None = None, context: ClinicalContext | None = None,
                history: list[tuple[str, str]] | None = None, adapter: str | None = None, *,
-               max_new_tokens: int | None = None, report: Report | None = None) -> ChatAnswer:
+               max_new_tokens: int | None = None, report: Report | None = None,
+               cancel: threading.Event | None = None) -> ChatAnswer:
         """A grounded free-text answer; ``history`` is earlier (role, text) turns of the conversation. With
-        ``report`` (a follow-up about a case already reported) the report comes first, as the assistant's turn."""
+        ``report`` (a follow-up about a case already reported) the report comes first, as the assistant's turn;
+        ``cancel`` as in ``run``."""
         if not question.strip():
             raise CaseError("the question is empty")
         if report is not None:
@@ -269,10 +291,11 @@ class ReportPipeline:
         passages = self.retriever.search(retrieval_query, self.settings.retrieval_k)
         t2 = time.perf_counter()
         messages = chat_messages(question, images=clean, context=context, passages=passages, history=history or ())
+        _check_cancel(cancel)
         result = self.backend.generate(GenerationRequest(
             messages=messages, adapter=adapter,
             max_new_tokens=max_new_tokens or self.settings.generation.chat_max_new_tokens,
-            temperature=self.settings.generation.temperature, seed=self.settings.generation.seed))
+            temperature=self.settings.generation.temperature, seed=self.settings.generation.seed, cancel=cancel))
         t3 = time.perf_counter()
         citations, unknown = cited_ids_in_text(result.text, passages)
         flagged = self._flagged_mentions(result.text)
@@ -288,7 +311,8 @@ class ReportPipeline:
             usage=Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens),
             image_sha256=[img.sha256 for img in clean])
         return ChatAnswer(text=result.text, citations=citations, consulted=[as_citation(p) for p in passages],
-                          flagged_conditions=flagged, safety_notes=notes, provenance=provenance)
+                          flagged_conditions=flagged, safety_notes=notes, finish_reason=result.finish_reason,
+                          provenance=provenance)
 
     def _flagged_mentions(self, text: str) -> list[str]:
         """Malignant or emergency conditions named anywhere in free text (exact ontology names/synonyms)."""
@@ -305,6 +329,11 @@ class ReportPipeline:
         if not self._closed.is_set():
             self._closed.set()
             self.backend.close()
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled("the request was cancelled before generation")
 
 
 def _describe(exc: ValidationError, finish_reason: str) -> str:

@@ -6,12 +6,13 @@ port, so a bad model or backend fails the command with one clear line instead of
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,19 +21,32 @@ from assistant import __version__
 from assistant.core.errors import DermassistError
 from assistant.serving.errors import error_body, status_for
 from assistant.serving.limits import ConcurrencyLimiter
-from assistant.serving.logging import log_internal_error, log_request
+from assistant.serving.logging import log_backend_error, log_internal_error, log_request
 from assistant.serving.metrics import Metrics
-from assistant.serving.protocol import ChatCompletionRequest
+from assistant.serving.protocol import ChatCompletionRequest, validation_message
 from assistant.serving.routes import router
 from assistant.serving.security import GuardMiddleware, send_error
 from assistant.serving.service import ServingService
+
+RETRY_AFTER_S = 1  # what a 429 tells clients (the openai SDK waits this long before its retry)
+BACKEND_FAILED = "the model backend failed or is unavailable; retry later"
 
 
 def error_response(message: str, kind: str, status: int, param: str | None = None,
                    state=None) -> JSONResponse:
     if state is not None:
         state.error_kind = kind
-    return JSONResponse(error_body(message, kind, status, param), status_code=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 429 else None
+    return JSONResponse(error_body(message, kind, status, param), status_code=status, headers=headers)
+
+
+def dermassist_error_response(exc: DermassistError, state) -> JSONResponse:
+    """A user error as it is; an engine fault without the engine's words (they are for the log, not the client)."""
+    message = str(exc)
+    if exc.kind == "backend_unavailable":
+        log_backend_error(getattr(state, "request_id", "-"), exc)
+        message = BACKEND_FAILED
+    return error_response(message, exc.kind, status_for(exc), getattr(exc, "param", None), state)
 
 
 class Runtime:
@@ -46,15 +60,42 @@ class Runtime:
         self.threads = anyio.CapacityLimiter(config.max_concurrency)
         metrics.queued.set_function(lambda: self.limiter.waiting)
 
-    async def chat_completion(self, body: ChatCompletionRequest, state):
-        """A finished ``ChatCompletionResponse``, an SSE event iterator (stream) or an error ``JSONResponse``."""
+    async def chat_completion(self, body: ChatCompletionRequest, request: Request):
+        """A finished ``ChatCompletionResponse``, an SSE event iterator (stream) or an error ``JSONResponse``.
+
+        While it waits for a slot or works, a watcher listens for the client going away: then a queued request
+        leaves the queue at once and a running one is cancelled (``Prepared.cancel``: the backend stops at the
+        next token), answered 499 in the log instead of being generated for nobody.
+        """
+        state = request.state
+        cancel = threading.Event()
+        result = None
+        async with anyio.create_task_group() as group:
+
+            async def watch_disconnect() -> None:
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+                cancel.set()
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch_disconnect)
+            try:
+                result = await self._complete(body, state, cancel)
+            finally:
+                group.cancel_scope.cancel()
+        if result is None:
+            return error_response("the client closed the request", "cancelled", 499, state=state)
+        return result
+
+    async def _complete(self, body: ChatCompletionRequest, state, cancel: threading.Event):
         try:
             async with self.limiter.slot():
                 prepared = await anyio.to_thread.run_sync(self.service.prepare, body, limiter=self.threads)
+                prepared.cancel = cancel
                 state.log = prepared.log
                 response = await anyio.to_thread.run_sync(self.service.execute, prepared, limiter=self.threads)
         except DermassistError as exc:
-            return error_response(str(exc), exc.kind, status_for(exc), getattr(exc, "param", None), state)
+            return dermassist_error_response(exc, state)
         except Exception as exc:  # a bug: say so without internals; the log gets type and code locations only
             log_internal_error(getattr(state, "request_id", "-"), exc)
             return error_response("internal error", "internal_error", 500, state=state)
@@ -141,7 +182,7 @@ def create_app(service: ServingService) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):
-        return error_response(validation_message(exc), "invalid_request", 400, state=request.state)
+        return error_response(validation_message(list(exc.errors())), "invalid_request", 400, state=request.state)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request, exc: StarletteHTTPException):
@@ -151,24 +192,10 @@ def create_app(service: ServingService) -> FastAPI:
 
     @app.exception_handler(DermassistError)
     async def _dermassist(request, exc: DermassistError):
-        return error_response(str(exc), exc.kind, status_for(exc), getattr(exc, "param", None), request.state)
+        return dermassist_error_response(exc, request.state)
 
     # Outermost first at run time: Observe (metrics, logs, safety net) → Guard (key, body size) → routes.
     app.add_middleware(GuardMiddleware, api_key=service.config.api_key,
                        max_body_bytes=service.config.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     return app
-
-
-def validation_message(exc: RequestValidationError) -> str:
-    """Where and what, never the offending input (it may be clinical text or image bytes)."""
-    errors = exc.errors()
-    if not errors:
-        return "invalid request"
-    err = errors[0]
-    if err.get("type") == "json_invalid":
-        return "the request body is not valid JSON"
-    loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-    where = ".".join(loc) or "body"
-    msg = str(err.get("msg", "invalid"))[:160]
-    return f"invalid request: {where}: {msg}"

@@ -5,6 +5,7 @@ Heavy imports (FastAPI, uvicorn, the backends) happen inside the command, so ``d
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,18 +18,23 @@ from assistant.core.case import MAX_IMAGES_PER_CASE
 if TYPE_CHECKING:
     from assistant.app.config import ServingConfig
 
-LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+API_KEY_ENV = "DERMASSIST_API_KEY"
 
 
 @model_options(server=True)
 def serve(
     flags: ModelFlags,
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1); anything but loopback needs "
-                                                  "--api-key")] = None,
+                                                  "an API key (or --insecure-no-auth)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
     api_key: Annotated[str | None, typer.Option(
-        envvar="DERMASSIST_API_KEY", show_envvar=True,
-        help="require 'Authorization: Bearer KEY' on every route but /health (prefer the env variable)")] = None,
+        envvar=API_KEY_ENV, show_envvar=True,
+        help="require 'Authorization: Bearer KEY' on every route but /health (prefer the env variable); an "
+             "empty key is refused")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth",
+        help="serve without an API key although the host is not loopback or DERMASSIST_API_KEY is empty (only "
+             "behind a proxy that authenticates)")] = False,
     allow_image_domains: Annotated[str | None, typer.Option(
         help="comma list of domains http(s) image URLs may come from ('*.example.org' for subdomains); "
              "default: data: URLs only")] = None,
@@ -63,7 +69,8 @@ def serve(
         from assistant.serving import logging as serving_logging
 
         given = {key: value for key, value in (
-            ("host", host), ("port", port), ("api_key", api_key or None), ("max_images", max_images),
+            ("host", host), ("port", port), ("api_key", _api_key(api_key, insecure_no_auth)),
+            ("insecure_no_auth", True if insecure_no_auth else None), ("max_images", max_images),
             ("max_tokens", max_tokens), ("max_concurrency", max_concurrency), ("max_queue", max_queue),
             ("image_fetch_timeout_s", image_fetch_timeout),
             ("image_ca_bundle", str(image_ca_bundle) if image_ca_bundle else None),
@@ -74,10 +81,10 @@ def serve(
             ("allow_private_image_hosts", True if allow_private_image_hosts else None),
         ) if value is not None}
         config = flags.load(serving=given)
-        serving = config.serving
-        if serving.host not in LOOPBACK_HOSTS and not serving.api_key:
-            typer.echo(f"dermassist serve: WARNING: listening on {serving.host} without an API key; anyone who "
-                       "can reach this port can use it (set DERMASSIST_API_KEY)", err=True)
+        serving = config.serving  # its validator refused an empty key, or no key off loopback, unless insecure
+        if serving.insecure_no_auth and not serving.api_key:
+            typer.echo(f"dermassist serve: WARNING: --insecure-no-auth: anyone who can reach {serving.host} can use "
+                       "this server", err=True)
         if serving.max_images > config.backend.max_images:
             raise ConfigError(f"--max-images {serving.max_images} is above the backend's max_images "
                               f"{config.backend.max_images}")
@@ -86,6 +93,16 @@ def serve(
         _run(pipeline, serving.for_backend(pipeline.backend.name), log_level)
 
     run_cli(body)
+
+
+def _api_key(given: str | None, insecure_no_auth: bool) -> str | None:
+    """The key as given. Click reads an *empty* DERMASSIST_API_KEY as "not set", which would silently turn auth off:
+    an empty (or blank) key is passed on as "", which the serving config refuses unless --insecure-no-auth."""
+    if given is None and API_KEY_ENV in os.environ:
+        given = os.environ[API_KEY_ENV]
+    if given is not None and not given.strip():
+        return None if insecure_no_auth else ""
+    return given
 
 
 def _run(pipeline, serve_config: ServingConfig, log_level: str) -> None:

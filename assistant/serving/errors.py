@@ -21,6 +21,9 @@ STATUS_BY_KIND = {
     "backend_unavailable": 503,
     "shutting_down": 503,
     "invalid_model_output": 502,  # the model never produced a valid report: fail closed
+    "context_length_exceeded": 400,  # the prompt does not fit the model: the client's to shorten, not an outage
+    "max_tokens_too_small": 400,  # the client's token budget cut the report off: a 5xx would make SDKs retry it
+    "cancelled": 499,  # the client went away (nginx's code; nobody receives it, the log and metrics do)
 }
 
 

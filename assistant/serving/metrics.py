@@ -30,6 +30,8 @@ class Metrics:
 
     @staticmethod
     def route(path: str) -> str:
+        if path.startswith("/v1/models/"):
+            return "/v1/models/{id}"
         return path if path in KNOWN_ROUTES else "other"  # bounded label values
 
     def render(self) -> bytes:

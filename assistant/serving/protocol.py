@@ -1,17 +1,23 @@
 """The OpenAI chat-completions wire format, as much of it as dermassist serves, plus our ``metadata`` field.
 
 Requests are validated here (shape only); ``service`` decides what they mean. Unknown request fields are
-ignored, as OpenAI-compatible servers do, except features we cannot honour (tools, n > 1, logprobs), which are
-refused with a clear message rather than silently dropped.
+ignored, as OpenAI-compatible servers do; the known ones that would change the answer and cannot be honoured
+(tools, ``tool_choice``, ``n`` > 1, logprobs, ``stop``, penalties, ``logit_bias``) are declared here so that
+``service`` refuses them with a clear message instead of silently dropping them. ``null`` means "the default", as
+in OpenAI's API. Text with an unpaired UTF-16 surrogate (``"\\ud800"``) is refused here: it cannot be encoded.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Lenient(BaseModel):
@@ -40,6 +46,19 @@ class ChatMessageIn(_Lenient):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _image_url_is_an_object(cls, content: Any) -> Any:
+        """``{"type": "image_url", "image_url": "data:..."}`` is a common slip: say so instead of a union error."""
+        if isinstance(content, list):
+            for i, part in enumerate(content):
+                if isinstance(part, dict) and part.get("type") == "image_url" and isinstance(part.get("image_url"),
+                                                                                            str):
+                    raise PydanticCustomError(
+                        "image_url_string", "content part {index}: image_url must be an object with a url field "
+                        '("image_url": {"url": "data:image/png;base64,..."}), not a plain string', {"index": i})
+        return content
 
     def text(self) -> str:
         if self.content is None:
@@ -93,9 +112,55 @@ class ChatCompletionRequest(_Lenient):
     top_p: float | None = None
     seed: int | None = None
     user: str | None = None
+    # Declared so that ``service`` can refuse them when they ask for something dermassist does not do.
     tools: list[Any] | None = None
     functions: list[Any] | None = None
+    tool_choice: Any = None
+    function_call: Any = None
     logprobs: bool | None = None
+    top_logprobs: int | None = None
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+
+    @field_validator("stream", "n", mode="before")
+    @classmethod
+    def _null_is_the_default(cls, value: Any, info) -> Any:
+        return cls.model_fields[info.field_name].default if value is None else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        """JSON may carry a lone surrogate (``"\\ud800"``); it cannot be encoded, so it is refused here."""
+        where = _surrogate_at(data, [])
+        if where is not None:
+            raise PydanticCustomError("invalid_unicode", "{where} contains invalid Unicode (an unpaired surrogate)",
+                                      {"where": ".".join(where) or "the request"})
+        return data
+
+
+def _surrogate_at(value: Any, path: list[str]) -> list[str] | None:
+    """Where the first string (value or key) with an unpaired surrogate is, iteratively; None if there is none.
+
+    The path stops at the first key that is not one of ours (a ``metadata`` key is client input, never shown).
+    """
+    stack: list[tuple[Any, list[str]]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return where
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                if _SURROGATE.search(str(key)):
+                    return where
+                shown = where if (where and where[-1] == "…") else [*where, str(key) if key in _FIELD_NAMES else "…"]
+                stack.append((item, shown))
+        elif isinstance(node, list):
+            stack.extend((item, where if (where and where[-1] == "…") else [*where, str(i)])
+                         for i, item in enumerate(node))
+    return None
 
 
 class Usage(BaseModel):
@@ -179,3 +244,46 @@ class ErrorInfo(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorInfo
+
+
+# Field names that may appear in an error's location (anything else a client sent is shown as "…").
+_FIELD_NAMES = frozenset().union(*(model.model_fields for model in (
+    ChatCompletionRequest, ChatMessageIn, TextContentPart, ImageContentPart, ImageURL, ResponseFormat,
+    JSONSchemaFormat, StreamOptions)), {"schema", "clinical_context"})
+_OWN_ERRORS = frozenset({"image_url_string", "invalid_unicode"})
+
+
+def validation_message(errors: list[dict]) -> str:
+    """Where and what, never the offending input (it may be clinical text or image bytes).
+
+    Of several errors the most telling is shown: one of ours (they say exactly what to fix), else the deepest
+    (a union reports every branch it tried; the branch that got furthest is the one the client meant).
+    """
+    if not errors:
+        return "invalid request"
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return "the request body is not valid JSON"
+    err = max(errors, key=lambda e: (e.get("type") in _OWN_ERRORS, len(e.get("loc", ()))))
+    where = shown_location(err.get("loc", ())) or "body"
+    msg = str(err.get("msg", "invalid"))[:200]
+    return f"invalid request: {where}: {msg}"
+
+
+def shown_location(loc) -> str:
+    """A pydantic location as ``messages.0.content``: union branch labels dropped, client-chosen keys as "…"."""
+    parts: list[str] = []
+    for part in loc:
+        if part == "body":
+            continue
+        if isinstance(part, int):
+            parts.append(str(part))
+        elif part in _FIELD_NAMES:
+            parts.append(part)
+        elif "[" in part or part in _BRANCH_LABELS:
+            continue
+        else:
+            parts.append("…")
+    return ".".join(parts)
+
+
+_BRANCH_LABELS = frozenset({"str", "int", "float", "bool", "list", "dict", "TextContentPart", "ImageContentPart"})

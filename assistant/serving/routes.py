@@ -9,7 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from assistant.serving.protocol import ChatCompletionRequest, ChatCompletionResponse, ErrorResponse, ModelList
+from assistant.serving.protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+)
 
 router = APIRouter()
 
@@ -22,7 +28,7 @@ def _runtime(request: Request):
              responses={400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 429: {"model": ErrorResponse},
                         503: {"model": ErrorResponse}})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
-    result = await _runtime(request).chat_completion(body, request.state)
+    result = await _runtime(request).chat_completion(body, request)
     if isinstance(result, JSONResponse):  # an error, already in the OpenAI shape
         return result
     if body.stream:
@@ -34,6 +40,11 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(request: Request) -> Response:
     return JSONResponse(_runtime(request).service.models().model_dump(mode="json"))
+
+
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses={404: {"model": ErrorResponse}})
+async def retrieve_model(model_id: str, request: Request) -> Response:
+    return JSONResponse(_runtime(request).service.model_card(model_id).model_dump(mode="json"))
 
 
 @router.get("/health")

@@ -13,7 +13,9 @@ Everything here is synchronous (the pipeline is); ``routes`` runs it in worker t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +25,12 @@ from pydantic import ValidationError
 from assistant import __version__
 from assistant.app.config import ServingConfig
 from assistant.core.case import Case, ClinicalContext, Modality, Symptoms
-from assistant.core.errors import first_error
+from assistant.core.errors import OutputTruncatedError, first_error
 from assistant.core.intake import IntakeImage, load_image
 from assistant.core.quality import assess_images
 from assistant.core.report import Report, report_json_schema
 from assistant.pipeline.pipeline import ReportPipeline
+from assistant.serving import client_schema
 from assistant.serving.config import CHAT_MODEL, REPORT_MODEL
 from assistant.serving.errors import ServingError
 from assistant.serving.images import ImageFetcher, decode_data_url
@@ -61,10 +64,11 @@ class Prepared:
     question: str
     history: list[tuple[str, str]]
     max_new_tokens: int | None
-    client_schema: dict | None
+    client_schema: tuple[dict, Any] | None  # (schema, its vetted validator class)
     stream: bool
     include_usage: bool
     log: dict = field(default_factory=dict)  # PHI-free facts for the request log
+    cancel: threading.Event = field(default_factory=threading.Event)  # set when the HTTP client goes away
 
 
 class ServingService:
@@ -78,7 +82,7 @@ class ServingService:
                                                max_bytes=config.image_max_bytes)
         self.public_model = pipeline.backend.config.display_name
         self.adapters = tuple(pipeline.backend.config.adapters)
-        self.fingerprint = f"dermassist-{__version__}-prompts-{pipeline.prompt_version}"
+        self.fingerprint = _fingerprint(pipeline)
         self.backend_ok = True
         self._report_schemas = _canonical_schemas()
 
@@ -94,6 +98,13 @@ class ServingService:
                             description=f"report with the LoRA adapter {name}") for name in self.adapters]
         return ModelList(data=cards)
 
+    def model_card(self, model_id: str) -> ModelCard:
+        """``GET /v1/models/{id}``: one model, or 404 as OpenAI answers."""
+        card = next((card for card in self.models().data if card.id == model_id), None)
+        if card is None:
+            raise self._no_such_model()
+        return card
+
     def resolve_model(self, model: str) -> tuple[str, str | None]:
         if model == REPORT_MODEL:
             return "report", None
@@ -101,16 +112,19 @@ class ServingService:
             return "chat", None
         if model in self.adapters:
             return "report", model
+        raise self._no_such_model()
+
+    def _no_such_model(self) -> ServingError:
         known = ", ".join([REPORT_MODEL, CHAT_MODEL, *self.adapters])
-        raise ServingError(f"the model {_shown(model)} does not exist; available: {known}", "model_not_found",
-                           "model")
+        return ServingError(f"the requested model does not exist; available: {known}", "model_not_found", "model")
 
     # -- request → prepared -------------------------------------------------------------------------------------
     def prepare(self, request: ChatCompletionRequest) -> Prepared:
         """Validate a request and take in its images; raises ``DermassistError`` subclasses with clear messages."""
         task, adapter = self.resolve_model(request.model)
         self._refuse_unsupported(request, task)
-        max_new_tokens = self._max_tokens(request)
+        max_new_tokens = self._max_tokens(request, task)
+        vetted = self._client_schema(request)
         messages = request.messages
         if len(messages) > self.config.max_messages:
             raise ServingError(f"too many messages ({len(messages)}); the limit is {self.config.max_messages}",
@@ -143,10 +157,6 @@ class ServingService:
         if task == "report" and question and not context.question:
             with contextlib.suppress(ValidationError):
                 context = context.model_copy(update={"question": question[:2000]})
-        client_schema = None
-        if request.response_format and request.response_format.type == "json_schema":
-            client_schema = (request.response_format.json_schema.schema_
-                             if request.response_format.json_schema else None)
         log = {"model": request.model, "task": task, "adapter": adapter, "n_messages": len(messages),
                "n_images": len(images), "stream": request.stream,
                "images": [{"sha256": img.sha256[:16], "size": list(img.original_size), "format": img.source_format}
@@ -154,17 +164,30 @@ class ServingService:
                "has_context": request.metadata is not None}
         return Prepared(model=request.model, task=task, adapter=adapter, images=images, context=context,
                         modality=modality, question=question, history=history, max_new_tokens=max_new_tokens,
-                        client_schema=client_schema, stream=request.stream,
+                        client_schema=vetted, stream=request.stream,
                         include_usage=bool(request.stream_options and request.stream_options.include_usage),
                         log=log)
 
     def _refuse_unsupported(self, request: ChatCompletionRequest, task: str) -> None:
+        """What would change the answer and cannot be honoured is a 400, never silently ignored (a default or
+        empty value is accepted: clients send those)."""
         if request.n != 1:
             raise ServingError("n must be 1: dermassist returns one answer per request", param="n")
         if request.tools or request.functions:
             raise ServingError("tools and functions are not supported", param="tools")
-        if request.logprobs:
+        if request.tool_choice not in (None, "none") or request.function_call not in (None, "none"):
+            raise ServingError("tool_choice is not supported (dermassist calls no tools)", param="tool_choice")
+        if request.logprobs or request.top_logprobs:
             raise ServingError("logprobs are not supported", param="logprobs")
+        if request.stop:
+            raise ServingError("stop sequences are not supported: a report is complete JSON and a chat answer is "
+                               "released only whole; use max_tokens to bound the length", param="stop")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(request, name):
+                raise ServingError(f"{name} is not supported (decoding is greedy and constrained); send 0 or omit it",
+                                   param=name)
+        if request.logit_bias:
+            raise ServingError("logit_bias is not supported", param="logit_bias")
         fmt = request.response_format
         if fmt is None or fmt.type == "text":
             return
@@ -175,15 +198,29 @@ class ServingService:
             raise ServingError("response_format json_schema needs a schema (the Report schema: `dermassist "
                                "schema`)", param="response_format")
 
-    def _max_tokens(self, request: ChatCompletionRequest) -> int | None:
+    def _client_schema(self, request: ChatCompletionRequest) -> tuple[dict, Any] | None:
+        """A client's json_schema, vetted now, before images are fetched or generation waits (bounded, never
+        fetched from anywhere, or a 400); None when there is none or it is the Report schema itself."""
+        fmt = request.response_format
+        schema = fmt.json_schema.schema_ if fmt and fmt.type == "json_schema" and fmt.json_schema else None
+        if schema is None:
+            return None
+        validator_cls = client_schema.vet(schema)
+        return None if _canonical(schema) in self._report_schemas else (schema, validator_cls)
+
+    def _max_tokens(self, request: ChatCompletionRequest, task: str) -> int | None:
         value = request.max_completion_tokens or request.max_tokens
         if value is not None and value > self.config.max_tokens:
             raise ServingError(f"max_tokens {value} is above this server's limit of {self.config.max_tokens}",
                                param="max_tokens")
+        if value is not None and task == "report" and value < self.config.min_report_tokens:
+            raise ServingError(f"max_tokens {value} is too small for a report: the minimum is "
+                               f"{self.config.min_report_tokens} (a report is a complete JSON document)",
+                               param="max_tokens")
         return value
 
     def _intake(self, url: str, label: str) -> IntakeImage:
-        if url.startswith("data:"):
+        if url[:5].lower() == "data:":
             data = decode_data_url(url, label=label, max_bytes=self.config.image_max_bytes)
         else:
             data = self.fetcher.fetch(url, label=label).data
@@ -192,34 +229,46 @@ class ServingService:
     # -- prepared → answer -------------------------------------------------------------------------------------
     def execute(self, prepared: Prepared) -> ChatCompletionResponse:
         clean = prepared.images  # IntakeImages, already checked: the pipeline takes them as they are
+        finish_reason = "stop"  # a report is released only complete and valid
         try:
             if prepared.task == "report":
                 case = Case(images=clean, modality=prepared.modality, context=prepared.context)
-                report = self.pipeline.run(case, adapter=prepared.adapter, max_new_tokens=prepared.max_new_tokens)
+                report = self.pipeline.run(case, adapter=prepared.adapter, max_new_tokens=prepared.max_new_tokens,
+                                           cancel=prepared.cancel)
                 content, extras = self._report_content(report, prepared)
                 usage = report.provenance.usage
             else:
                 answer = self.pipeline.answer(prepared.question, images=clean, context=prepared.context,
                                               history=prepared.history, adapter=prepared.adapter,
-                                              max_new_tokens=prepared.max_new_tokens)
+                                              max_new_tokens=prepared.max_new_tokens, cancel=prepared.cancel)
                 content = render_chat(answer.text, answer.safety_notes,
                                       [(c.id, c.title) for c in answer.citations], answer.disclaimer)
-                extras = answer.model_dump(mode="json", exclude={"text"})
+                extras = answer.model_dump(mode="json", exclude={"text", "finish_reason"})
                 usage = answer.provenance.usage
+                finish_reason = answer.finish_reason
+        except OutputTruncatedError:
+            budget = prepared.max_new_tokens or self.pipeline.settings.generation.max_new_tokens
+            raise ServingError(f"the report did not fit in max_tokens {budget}: it was cut off (twice); ask for more "
+                               f"tokens (this server allows up to {self.config.max_tokens})", "max_tokens_too_small",
+                               "max_tokens") from None
         except Exception as exc:
-            self.backend_ok = not _is_backend_error(exc)
+            if _is_backend_error(exc):  # only an engine fault marks /health degraded, never a client's bad input
+                self.backend_ok = False
             raise
         self.backend_ok = True
         return ChatCompletionResponse(
-            model=prepared.model, choices=[Choice(message=ChatMessageOut(content=content))],
+            model=prepared.model,
+            choices=[Choice(message=ChatMessageOut(content=content), finish_reason=finish_reason)],
             usage=Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                         total_tokens=usage.prompt_tokens + usage.completion_tokens),
             system_fingerprint=self.fingerprint, dermassist=extras)
 
     def _report_content(self, report: Report, prepared: Prepared) -> tuple[str, dict]:
         content = report.model_dump_json()
-        if prepared.client_schema is not None and _canonical(prepared.client_schema) not in self._report_schemas:
-            check_against_schema(json.loads(content), prepared.client_schema)
+        if prepared.client_schema is not None:
+            schema, validator_cls = prepared.client_schema
+            client_schema.check(json.loads(content), schema, validator_cls,
+                                what=f"the report ({REPORT_MODEL} returns the Report schema: `dermassist schema`)")
         return content, {"task": "report", "triage": report.triage.urgency, "safety_actions": len(report.safety),
                          "disclaimer": report.disclaimer,
                          "warnings": [f.message for f in assess_images(prepared.images, prepared.modality)]}
@@ -258,10 +307,10 @@ def parse_metadata(metadata: dict[str, Any] | None) -> tuple[ClinicalContext, Mo
     """The clinical context and modality from the request's ``metadata`` field (documented in docs/serving.md)."""
     if not metadata:
         return ClinicalContext(), Modality.clinical
-    unknown = sorted(set(metadata) - METADATA_KEYS)
-    if unknown:
-        raise ServingError(f"metadata: unknown key(s) {', '.join(_shown(k) for k in unknown[:5])}; accepted: "
-                           f"clinical_context, modality, {', '.join(sorted(CONTEXT_FIELDS))}", param="metadata")
+    unknown = set(metadata) - METADATA_KEYS
+    if unknown:  # counted, never shown: a key is client input (it has carried a patient's name)
+        raise ServingError(f"metadata has {len(unknown)} unknown key(s); accepted: clinical_context, modality, "
+                           f"{', '.join(sorted(CONTEXT_FIELDS))}", param="metadata")
     data: dict[str, Any] = {}
     nested = metadata.get("clinical_context")
     if isinstance(nested, str):
@@ -284,8 +333,9 @@ def parse_metadata(metadata: dict[str, Any] | None) -> tuple[ClinicalContext, Mo
         modality = Modality(str(metadata.get("modality", "clinical")).strip().lower())
     except ValidationError as exc:
         raise ServingError(f"metadata: {first_error(exc, root='clinical_context')}", param="metadata") from None
-    except ValueError as exc:  # unknown symptom names or modality
-        message = str(exc) if "symptom" in str(exc) else "modality must be clinical, dermoscopy or histopathology"
+    except ValueError as exc:  # unknown symptom names or modality (their messages quote the input: not shown)
+        message = (f"unknown symptom name(s); choose from {', '.join(Symptoms.model_fields)}" if "symptom" in str(exc)
+                   else "modality must be clinical, dermoscopy or histopathology")
         raise ServingError(f"metadata: {message}", param="metadata") from None
     return context, modality
 
@@ -299,24 +349,6 @@ def render_chat(text: str, safety_notes: list[str], citations: list[tuple[str, s
         parts.append("Sources:\n" + "\n".join(f"[{cid}] {title}" for cid, title in citations))
     parts.append(disclaimer)
     return "\n\n".join(p for p in parts if p)
-
-
-def check_against_schema(instance: Any, schema: dict) -> None:
-    """Honour a client's own json_schema: the report must satisfy it, or the request fails with where and why."""
-    import jsonschema
-
-    try:
-        validator_cls = jsonschema.validators.validator_for(schema)
-        validator_cls.check_schema(schema)
-    except jsonschema.SchemaError:
-        raise ServingError("response_format.json_schema.schema is not a valid JSON Schema",
-                           param="response_format") from None
-    error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(instance))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise ServingError(f"the report does not satisfy the requested response_format schema at {where} "
-                           f"({error.validator}); {REPORT_MODEL} returns the Report schema (`dermassist schema`)",
-                           param="response_format")
 
 
 def _canonical(schema: dict) -> str:
@@ -334,10 +366,14 @@ def _canonical_schemas() -> set[str]:
     return schemas
 
 
+def _fingerprint(pipeline: ReportPipeline) -> str:
+    """OpenAI's ``system_fingerprint``: an opaque id of the configuration that shapes answers (version, backend,
+    model, adapters, prompts, knowledge base, generation settings); it changes when any of them does."""
+    backend = pipeline.backend
+    facts = [__version__, backend.name, backend.config.display_name, sorted(backend.config.adapters),
+             pipeline.prompt_version, pipeline.retriever.version, pipeline.settings.generation.model_dump()]
+    return "fp_" + hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def _is_backend_error(exc: BaseException) -> bool:
     return getattr(exc, "kind", "") == "backend_unavailable"
-
-
-def _shown(text: str) -> str:
-    text = str(text)
-    return repr(text[:60]) if text.isprintable() else "(unprintable)"

@@ -92,11 +92,19 @@ def test_https_fetch_verifies_the_name_while_connecting_to_the_vetted_ip(pki, tl
 
 def test_certificate_for_another_name_is_refused(pki, tls_server):
     port = tls_server("wrong")[0].port
-    with pytest.raises(IntakeError, match=f"TLS certificate of {HOST} could not be verified"):
+    with pytest.raises(IntakeError, match="the image host's TLS certificate could not be verified"):
         _fetcher(pki / "ca.pem").fetch(f"https://{HOST}:{port}/lesion.png", label="image 1")
 
 
 def test_untrusted_ca_is_refused_with_system_cas(tls_server):
     port = tls_server("good")[0].port
-    with pytest.raises(IntakeError, match=f"TLS certificate of {HOST} could not be verified"):
+    with pytest.raises(IntakeError, match="the image host's TLS certificate could not be verified"):
         _fetcher(None).fetch(f"https://{HOST}:{port}/lesion.png", label="image 1")
+
+
+def test_without_a_bundle_the_system_ca_store_is_used(pki, tls_server, monkeypatch):
+    """As documented: OpenSSL's default store (which SSL_CERT_FILE points elsewhere), not certifi's bundle — so a
+    CA an operator installs system-wide is trusted without --image-ca-bundle."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
+    port = tls_server("good")[0].port
+    assert _fetcher(None).fetch(f"https://{HOST}:{port}/lesion.png", label="image 1").data == BODY

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported: no network lookup
 
 import httpx
 import jsonschema
@@ -17,8 +20,16 @@ import pytest
 
 from assistant.core.report import Report, packaged_report_schema, report_json_schema
 from support.images import data_url, image_message, pixel_bomb_png, png_bytes
-from support.net import Listener, free_port
-from support.servers import API_KEY, assert_clean_error, dermassist_serve
+from support.net import ImageHost, Listener, free_port
+from support.servers import (
+    API_KEY,
+    assert_clean_error,
+    dermassist_serve,
+    metric,
+    request_logs,
+    send_and_hold,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +44,7 @@ def server(tiny_vllm_server):
     endpoint.stop()
     log = endpoint.log()
     assert "Traceback" not in log
+    assert endpoint.stdout() == ""
     assert "Itchy scaly plaque" not in log and "iVBORw0KGgo" not in log  # no clinical text or image bytes logged
 
 
@@ -223,3 +235,231 @@ def test_metrics_and_health(server):
         assert name in text, name
     assert 'dermassist_errors_total{kind="authentication_error"}' in text
     assert 'route="/v1/chat/completions"' in text
+
+
+# -- hardening (issue 9): every refusal below is proven not to have connected anywhere or generated anything ------
+
+def _post(server, body: dict | bytes, timeout: float = 120) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    if isinstance(body, bytes):
+        return httpx.post(f"{server.base}/v1/chat/completions", content=body, timeout=timeout, trust_env=False,
+                          headers={**headers, "Content-Type": "application/json"})
+    return httpx.post(f"{server.base}/v1/chat/completions", json=body, timeout=timeout, trust_env=False,
+                      headers=headers)
+
+
+def _report_with_schema(schema: dict) -> dict:
+    return {"model": "dermassist-report", "messages": image_message(data_url(png_bytes())),
+            "response_format": {"type": "json_schema", "json_schema": {"name": "mine", "schema": schema}}}
+
+
+def _generations(tiny_vllm_server) -> float:
+    """Requests the upstream vLLM has finished, whatever the reason (its Prometheus counter)."""
+    return metric(tiny_vllm_server.base, "vllm:request_success_total")
+
+
+def test_schema_refs_are_never_fetched_and_never_wait(server, tiny_vllm_server, tmp_path):
+    """$ref SSRF / file read / slowloris through response_format: refused before generation, nothing contacted."""
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"description": "CANARY-FILE-6c1f"}')
+    document = json.dumps({"type": "object", "description": "CANARY-HTTP-93ab"}).encode()
+    before = _generations(tiny_vllm_server)
+    with Listener() as canary, Listener(hold=True) as silent, \
+            ImageHost(body=document, content_type="application/schema+json") as ref_host:
+        schemas = [
+            {"$ref": f"http://127.0.0.1:{ref_host.port}/schema.json"},
+            {"$ref": f"http://[::1]:{canary.port}/schema.json"},
+            {"$ref": f"http://localhost:{canary.port}/schema.json#/definitions/x"},
+            {"$ref": f"http://127.0.0.1:{silent.port}/never-answers.json"},  # held workers for minutes before
+            {"$ref": secret.as_uri()},
+            {"type": "object", "properties": {"findings": {"$ref": f"http://127.0.0.1:{canary.port}/f.json"}}},
+            {"$id": f"http://127.0.0.1:{canary.port}/root.json", "properties": {"x": {"$ref": "other.json"}}},
+            {"$defs": {"a": {"$dynamicRef": f"http://127.0.0.1:{canary.port}/d.json"}}},
+        ]
+        for schema in schemas:
+            response = _post(server, _report_with_schema(schema), timeout=30)
+            assert response.status_code == 400, (schema, response.text)
+            assert "must point inside the schema" in assert_clean_error(response.json())
+            assert "CANARY" not in response.text
+        assert canary.connections == 0 and silent.connections == 0 and ref_host.requests == []
+    assert _generations(tiny_vllm_server) == before  # refused before anything was generated
+    assert httpx.get(server.base + "/health", trust_env=False).json()["status"] == "ok"
+
+
+def test_schema_bombs_are_400_before_generation(server, tiny_vllm_server):
+    deep: dict = {"type": "string"}
+    for _ in range(300):
+        deep = {"type": "object", "properties": {"a": deep}}
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "string", "description": "x" * 64}
+                                             for i in range(1500)}}
+    before = _generations(tiny_vllm_server)
+    for schema, expected in ((deep, "nested deeper than"), (wide, "larger than"),
+                             ({"type": "object", "minProperties": "seven"}, "not a valid JSON Schema")):
+        response = _post(server, _report_with_schema(schema))
+        assert response.status_code == 400, response.text  # a 300-deep schema was a 500 (RecursionError)
+        assert expected in assert_clean_error(response.json())
+    assert _generations(tiny_vllm_server) == before
+
+
+def test_self_referencing_schema_is_a_400_not_a_500(server):
+    """Shape-valid, so it is checked after generation: the check is bounded and the answer a clear 400."""
+    response = _post(server, _report_with_schema({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}))
+    assert response.status_code == 400, response.text
+    assert "refers to itself" in assert_clean_error(response.json())
+
+
+def test_finish_reason_says_when_max_tokens_cut_the_answer(client):
+    question = [{"role": "user", "content": "Describe eczema treatment options in detail."}]
+    cut = client.chat.completions.create(model="dermassist-chat", messages=question, max_tokens=4)
+    assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens == 4
+    chunks = list(client.chat.completions.create(model="dermassist-chat", messages=question, max_tokens=4,
+                                                 stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+
+
+def test_report_max_tokens_too_small_is_a_400_that_the_sdk_does_not_retry(server, tiny_vllm_server):
+    retrying = openai.OpenAI(base_url=f"{server.base}/v1", api_key=API_KEY, max_retries=2, timeout=300)
+    messages = image_message(data_url(png_bytes()))
+    before = _generations(tiny_vllm_server)
+    with pytest.raises(openai.BadRequestError) as exc:
+        retrying.chat.completions.create(model="dermassist-report", messages=messages, max_tokens=100)
+    assert "the minimum is 256" in _message(exc)
+    assert _generations(tiny_vllm_server) == before  # refused up front
+    with pytest.raises(openai.BadRequestError) as exc:  # above the minimum, still too small for this model
+        retrying.chat.completions.create(model="dermassist-report", messages=messages, max_tokens=300)
+    assert "did not fit in max_tokens 300" in _message(exc)
+    assert exc.value.body["code"] == "max_tokens_too_small"
+    # One request, two attempts (the pipeline's retry); a 5xx would have been retried twice by the SDK: six.
+    assert wait_for(lambda: _generations(tiny_vllm_server) - before == 2, 30, "the upstream's two generations")
+
+
+def test_a_prompt_longer_than_the_context_is_a_400_and_the_backend_stays_healthy(server):
+    long_text = "The patient reports an itchy scaly plaque on the left elbow for three months. " * 350
+    response = _post(server, {"model": "dermassist-chat", "messages": [{"role": "user", "content": long_text}],
+                              "max_tokens": 8})
+    assert response.status_code == 400, response.text
+    message = assert_clean_error(response.json())
+    assert "context window of 8192 tokens" in message and response.json()["error"]["code"] == \
+        "context_length_exceeded"
+    assert httpx.get(server.base + "/health", trust_env=False).json()["status"] == "ok"
+
+
+def test_client_that_goes_away_cancels_the_upstream_generation(server, tiny_vllm_server):
+    upstream = tiny_vllm_server.base
+    finished = _generations(tiny_vllm_server)
+    tokens = metric(upstream, "vllm:generation_tokens_total")
+    sock = send_and_hold(server.port, "/v1/chat/completions", {
+        "model": "dermassist-chat", "max_tokens": 2048,
+        "messages": [{"role": "user", "content": "Explain every treatment of chronic hand eczema."}]})
+    try:
+        wait_for(lambda: metric(upstream, "vllm:num_requests_running") >= 1, 60, "the upstream to start generating")
+    finally:
+        sock.close()  # the client goes away mid-generation
+    wait_for(lambda: metric(upstream, "vllm:num_requests_running") == 0, 60, "the upstream to stop")
+    # Aborted, not finished: no request completed and far fewer than the 2048 tokens asked for were generated.
+    assert _generations(tiny_vllm_server) == finished
+    assert metric(upstream, "vllm:generation_tokens_total") - tokens < 2048
+    entry = wait_for(lambda: [e for e in request_logs(server) if e.get("status") == 499], 30, "the 499 log line")
+    assert entry[-1]["error"] == "cancelled" and entry[-1]["task"] == "chat"
+
+
+PHI = "John Smith DOB 1970-01-01"
+
+
+def test_error_messages_never_echo_client_input(server):
+    image = data_url(png_bytes())
+    cases = [
+        {"model": "dermassist-report", "messages": image_message(image), "metadata": {PHI: "1"}},
+        {"model": "dermassist-report", "messages": image_message(image), "metadata": {"symptoms": PHI}},
+        {"model": "dermassist-report", "messages": image_message(image), "metadata": {"modality": PHI}},
+        {"model": PHI, "messages": [{"role": "user", "content": "hi"}]},
+        {"model": "dermassist-report", "messages": image_message(f"data:image/{PHI};base64,AAAA")},
+        {"model": "dermassist-report", "messages": image_message("johnsmith19700101://x/a.png")},
+        {"model": "dermassist-report", "messages": image_message("http://john-smith-1970.example/a.png")},
+        {"model": "dermassist-chat", "messages": [{"role": PHI, "content": "hi"}]},
+        {"model": "dermassist-chat", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {PHI: "x"}},
+    ]
+    for body in cases:
+        response = _post(server, body)
+        assert response.status_code in (400, 404), (body, response.text)
+        message = assert_clean_error(response.json())
+        for word in ("John", "john", "Smith", "1970"):
+            assert word not in message, (body, message)
+
+
+def test_a_lone_surrogate_is_a_400(server):
+    raw = (b'{"model": "dermassist-chat", "max_tokens": 4, "messages": [{"role": "user", "content": '
+           b'[{"type": "text", "text": "itchy \\ud800 rash"}]}]}')
+    response = _post(server, raw)
+    assert response.status_code == 400, response.text  # was a 500
+    assert "messages.0.content.0.text contains invalid Unicode" in assert_clean_error(response.json())
+
+
+def test_openai_parity(server, client):
+    card = client.models.retrieve("dermassist-report")
+    assert card.id == "dermassist-report" and card.object == "model"
+    assert client.models.retrieve("derm-lora").id == "derm-lora"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+    hi = [{"role": "user", "content": "hi"}]
+    for extra, expected in (({"stop": ["\n"]}, "stop sequences are not supported"),
+                            ({"tool_choice": "auto"}, "tool_choice is not supported"),
+                            ({"presence_penalty": 0.5}, "presence_penalty is not supported"),
+                            ({"frequency_penalty": 1.0}, "frequency_penalty is not supported"),
+                            ({"logit_bias": {"50256": -100}}, "logit_bias is not supported")):
+        with pytest.raises(openai.BadRequestError) as exc:
+            client.chat.completions.create(model="dermassist-chat", messages=hi, max_tokens=4, **extra)
+        assert expected in _message(exc), extra
+    # null means the default, as in OpenAI's API; neutral values are accepted.
+    response = _post(server, {"model": "dermassist-chat", "messages": hi, "max_tokens": 4, "n": None,
+                              "stream": None, "stop": None, "presence_penalty": 0, "tool_choice": "none"})
+    assert response.status_code == 200, response.text
+    fingerprint = response.json()["system_fingerprint"]
+    assert fingerprint.startswith("fp_") and "prompt" not in fingerprint
+    upper = "DATA:IMAGE/PNG;BASE64," + data_url(png_bytes()).split(",", 1)[1]
+    answer = client.chat.completions.create(model="dermassist-chat", max_tokens=4, messages=[
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": upper}},
+                                     {"type": "text", "text": "What is this?"}]}])
+    assert len(answer.model_extra["dermassist"]["provenance"]["image_sha256"]) == 1
+    as_string = _post(server, {"model": "dermassist-report", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": data_url(png_bytes())}]}]})
+    assert as_string.status_code == 400
+    assert "image_url must be an object with a url field" in assert_clean_error(as_string.json())
+    assert "iVBOR" not in as_string.text
+
+
+def test_langchain_and_litellm_work_unchanged(server):
+    """Two more SDKs integrators use, with no client-side configuration: chat plain and streamed with each, a report
+    with each (plain with LangChain, streamed with litellm)."""
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI
+
+    base = f"{server.base}/v1"
+    question = "Which treatment does the guideline suggest for eczema?"
+    image_parts = [{"type": "image_url", "image_url": {"url": data_url(png_bytes())}},
+                   {"type": "text", "text": "Itchy plaque on the elbow."}]
+    chat = ChatOpenAI(model="dermassist-chat", base_url=base, api_key=API_KEY, max_retries=0, max_tokens=12,
+                      timeout=120)
+    answer = chat.invoke(question)
+    assert "not a diagnosis" in answer.content
+    assert "".join(chunk.content for chunk in chat.stream(question)) == answer.content
+    report = ChatOpenAI(model="dermassist-report", base_url=base, api_key=API_KEY, max_retries=0, timeout=300)
+    Report.model_validate_json(report.invoke([HumanMessage(content=image_parts)]).content)
+
+    import litellm  # LITELLM_LOCAL_MODEL_COST_MAP is set at the top of this module: no network lookup
+
+    common = {"api_base": base, "api_key": API_KEY, "num_retries": 0, "timeout": 300}
+    reply = litellm.completion(model="openai/dermassist-chat", messages=[{"role": "user", "content": question}],
+                               max_tokens=12, **common)
+    assert reply.choices[0].message.content == answer.content
+    chunks = litellm.completion(model="openai/dermassist-chat", messages=[{"role": "user", "content": question}],
+                                max_tokens=12, stream=True, **common)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == answer.content
+    report_chunks = litellm.completion(model="openai/dermassist-report",
+                                       messages=[{"role": "user", "content": image_parts}], stream=True, **common)
+    Report.model_validate_json("".join(c.choices[0].delta.content or "" for c in report_chunks))
+
+
+def _message(exc) -> str:
+    body = exc.value.body
+    return assert_clean_error(body if "error" in body else {"error": body})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import struct
 import zlib
@@ -38,13 +39,25 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
 def pixel_bomb_png(width: int = 60000, height: int = 60000) -> bytes:
     """A valid PNG header claiming 3.6 gigapixels, with a tiny body: refused before decoding."""
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + _png_chunk(b"IEND", b""))
+
+
+@functools.cache
+def strip_png(width: int = 100_000, height: int = 399) -> bytes:
+    """A complete, decodable grey PNG of an extreme aspect ratio (by default just under the 40 MP cap), built row by
+    row with zlib so that it costs milliseconds and a few dozen KiB."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    raw = (b"\x00" + b"\x80" * width) * height  # filter byte "none" + one grey row
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw, 6))
+            + _png_chunk(b"IEND", b""))
 
 
 def image_message(*urls: str, text: str = "Itchy scaly plaque on the elbow for 3 months.") -> list[dict]:

@@ -1,5 +1,7 @@
 """Loopback network helpers: free ports, a listener that only counts connections (proof that an SSRF attempt never
-connected), and one small HTTP(S) image host that records what it was asked."""
+connected; optionally holding them open, a host that never answers), one small HTTP(S) host that records what it
+was asked (images, or any body such as a JSON document for ``$ref`` attacks), and a host that sends its response
+headers one byte at a time (a deadline test)."""
 
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ def free_port() -> int:
 
 
 class Listener:
-    """Accepts and counts TCP connections on loopback (IPv4 and, where available, IPv6) on one port."""
+    """Accepts and counts TCP connections on loopback (IPv4 and, where available, IPv6) on one port.
 
-    def __init__(self) -> None:
+    ``hold=True``: keeps each connection open without a byte of answer until ``close()`` (a host that never
+    answers); otherwise it closes them at once."""
+
+    def __init__(self, *, hold: bool = False) -> None:
         self.connections = 0
+        self.hold = hold
+        self._held: list[socket.socket] = []
         self._socks = []
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
@@ -49,23 +56,88 @@ class Listener:
             except (TimeoutError, OSError):
                 continue
             self.connections += 1
-            conn.close()
+            if self.hold:
+                self._held.append(conn)
+            else:
+                conn.close()
 
     def close(self) -> None:
         self._stop.set()
         time.sleep(0.2)
-        for s in self._socks:
+        for s in [*self._socks, *self._held]:
             s.close()
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SlowHeaderHost:
+    """An HTTP host that answers every request with a valid PNG response, but sends the status line and headers
+    one byte every ``interval`` seconds (the whole header takes ``len(header) * interval``). ``bytes_sent`` and
+    ``finished`` show whether a client waited for all of it."""
+
+    def __init__(self, interval: float = 0.2, body: bytes | None = None) -> None:
+        payload = body if body is not None else png_bytes()
+        self.header = (f"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {len(payload)}\r\n"
+                       "Connection: close\r\n\r\n").encode()
+        self.body = payload
+        self.interval = interval
+        self.bytes_sent = 0
+        self.finished = 0
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)  # the request
+                for i in range(len(self.header)):
+                    if self._stop.wait(self.interval):
+                        return
+                    conn.sendall(self.header[i:i + 1])
+                    self.bytes_sent += 1
+                conn.sendall(self.body)
+                self.finished += 1
+            except OSError:  # the client gave up: what a deadline does
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+
+    def __enter__(self) -> SlowHeaderHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 
 class ImageHost:
-    """A threaded loopback HTTP server (HTTPS with ``ssl_context``) that serves a PNG for any path, records
+    """A threaded loopback HTTP server (HTTPS with ``ssl_context``) that serves a PNG (or ``body`` as
+    ``content_type``, e.g. a JSON document a ``$ref`` might point to) for any path, records
     ``(path, Host header)`` of each request, answers ``/redirect…`` with a 302 to ``redirect_port`` and ``/big``
     with an oversized body. Use as a context manager or call ``close()``."""
 
     def __init__(self, *, body: bytes | None = None, redirect_port: int = 0,
-                 ssl_context: ssl.SSLContext | None = None, big_bytes: int = 300_000) -> None:
+                 ssl_context: ssl.SSLContext | None = None, big_bytes: int = 300_000,
+                 content_type: str = "image/png") -> None:
         self.requests: list[tuple[str, str]] = []
         host = self
         payload = body if body is not None else png_bytes()
@@ -80,7 +152,7 @@ class ImageHost:
                     return
                 data = b"\x89PNG" + b"\0" * big_bytes if self.path == "/big" else payload
                 self.send_response(200)
-                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -7,10 +7,14 @@ One ``DERMASSIST_HOME`` per test session (the tiny model and the knowledge base 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,9 +46,11 @@ class Server:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.log_path = session_home() / f"{log_name}.log"
+        self.stdout_path = session_home() / f"{log_name}.stdout"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server's log for its lifetime; closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**server_env(), **(env or {})}, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._stdout = open(self.stdout_path, "wb")  # noqa: SIM115 - kept apart: stdout must stay empty
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**server_env(), **(env or {})}, stdout=self._stdout,
+                                     stderr=self._log, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:
@@ -61,7 +67,11 @@ class Server:
             time.sleep(0.5)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """Everything the server wrote (stderr, then anything on stdout)."""
+        return self.log_path.read_text(errors="replace") + self.stdout()
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -84,6 +94,7 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
+        self._stdout.close()
 
 
 def dermassist_serve(port: int, *args: str, log_name: str, timeout_s: float = 300.0) -> Server:
@@ -98,11 +109,11 @@ def vllm_server(model: str, port: int, *, loras: list[str] = (), served_name: st
 
     # No prefix caching: with random weights, near-tied logits make greedy output depend on whether a prefix
     # was cached, and the tests compare a streamed report with a non-streamed one.
+    # Stats stay on: their Prometheus counters (/metrics) show whether a request was generated or aborted.
     cmd = vllm_server_command(model, port=port, loras=list(loras),
                               extra=["--dtype", "float32", "--enforce-eager", "--max-model-len", "8192",
-                                     "--served-model-name", served_name, "--disable-log-stats",
-                                     "--no-enable-prefix-caching"])
-    return Server(cmd, port, log_name, ready_path="/v1/models", timeout_s=300.0)
+                                     "--served-model-name", served_name, "--no-enable-prefix-caching"])
+    return Server(cmd, port, log_name, ready_path="/v1/models", timeout_s=600.0)  # a shared 2-core box is slow
 
 
 def assert_clean_error(body: dict) -> str:
@@ -115,3 +126,45 @@ def assert_clean_error(body: dict) -> str:
     for leak in ("Traceback", 'File "', ".py", "site-packages", "/work/", "/tmp/", "/home/", "Error(", "0x7f"):
         assert leak not in message, message
     return message
+
+
+def metric(base: str, name: str, *, headers: dict | None = None, **labels: str) -> float:
+    """The sum of a Prometheus metric's samples at ``base/metrics`` whose labels include ``labels``."""
+    text = httpx.get(f"{base}/metrics", headers=headers or {}, trust_env=False, timeout=30).text
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
+        if match and all(f'{k}="{v}"' in (match[1] or "") for k, v in labels.items()):
+            total += float(match[2])
+    return total
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float = 60.0, what: str = "condition") -> object:
+    """Poll ``condition`` until it returns something truthy (and return that), or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def send_and_hold(port: int, path: str, body: dict, api_key: str = API_KEY) -> socket.socket:
+    """Send one HTTP POST over a raw socket and return the open socket: closing it is a client that went away."""
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                 f"Authorization: Bearer {api_key}\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    return sock
+
+
+def request_logs(server: Server) -> list[dict]:
+    """The JSON request lines of a ``dermassist serve`` log (one per request, ``dermassist.serving``)."""
+    lines = []
+    for line in server.log().splitlines():
+        start = line.find("{")
+        if "dermassist.serving" in line and start >= 0:
+            with contextlib.suppress(json.JSONDecodeError):
+                lines.append(json.loads(line[start:]))
+    return lines
