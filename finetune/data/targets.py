@@ -33,7 +33,7 @@ from assistant.core.report import (
     Urgency,
 )
 from assistant.core.retrieval import Passage
-from assistant.pipeline.safety import ACTIONS, apply_safety
+from assistant.pipeline.safety import apply_safety
 
 TARGETS_FILE = Path(__file__).with_name("targets.yaml")
 MAX_CITATIONS = 2
@@ -123,15 +123,17 @@ def report_target(condition_id: str, case: Case, passages: Sequence[Passage], *,
         findings=book.findings_for(condition_id, ontology), differential=differential,
         diagnosis=DraftDiagnosis(condition=condition.name, confidence=book.confidence),
         triage=Triage(urgency="routine", action=book.routine_action), limitations=list(book.limitations))
-    urgency, red_flags = _safety_floor(draft, ids, case, ontology)
-    action = book.routine_action if urgency == "routine" else ACTIONS[urgency]
+    urgency, action, red_flags = _safety_floor(draft, ids, case, ontology)
+    action = book.routine_action if urgency == "routine" else action
     return ReportDraft.model_validate({
         **draft.model_dump(), "triage": {"urgency": urgency, "action": action}, "red_flags": red_flags[:5],
         "recommendations": list(book.recommendations.get(urgency, []))})
 
 
-def _safety_floor(draft: ReportDraft, ids: list[str], case: Case, ontology: Ontology) -> tuple[Urgency, list[str]]:
-    """Triage and red flags the safety layer sets for this draft: the target says them itself."""
+def _safety_floor(draft: ReportDraft, ids: list[str], case: Case,
+                  ontology: Ontology) -> tuple[Urgency, str, list[str]]:
+    """Triage (urgency and the action of its most urgent reason) and red flags the safety layer sets for this
+    draft: the target says them itself."""
     items = [DifferentialItem(**item.model_dump(), condition_id=cid) for item, cid in zip(draft.differential, ids,
                                                                                          strict=True)]
     report = Report(findings=draft.findings, differential=items,
@@ -139,4 +141,4 @@ def _safety_floor(draft: ReportDraft, ids: list[str], case: Case, ontology: Onto
                     provenance=Provenance(model="target", backend="target", prompt_version="target",
                                           dermassist_version=__version__, created_at=datetime(2000, 1, 1, tzinfo=UTC)))
     checked = apply_safety(report, case, ontology)
-    return checked.triage.urgency, [flag for flag in checked.red_flags if len(flag) <= 200]
+    return checked.triage.urgency, checked.triage.action, [flag for flag in checked.red_flags if len(flag) <= 200]
