@@ -42,6 +42,10 @@ def label_at_risk(sample: Sample) -> bool | None:
     return onto
 
 
+# Outputs that never validated as a report: after the retry, or cut off by the token budget first.
+INVALID_OUTPUT_KINDS = frozenset({"invalid_model_output", "max_tokens_too_small"})
+
+
 def _likelihood(item: dict) -> float:
     return float(item["likelihood"])
 
@@ -50,7 +54,7 @@ def report_record(sample: Sample, entry: dict) -> SampleRecord:
     r = _base_record(sample, entry)
     r.label_malignant = label_at_risk(sample)
     if r.status != "ok":
-        r.schema_valid = False if entry.get("error_kind") == "invalid_model_output" else None
+        r.schema_valid = False if entry.get("error_kind") in INVALID_OUTPUT_KINDS else None
         r.correct = r.top3_correct = False if sample.label_id else None
         return r
     report = entry["output"]

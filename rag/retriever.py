@@ -185,7 +185,7 @@ class KnowledgeBaseRetriever:
         """The case query's passages; for darker skin, up to a third of them are replaced by the "On darker skin"
         sections a skin-type query finds (signs look different on brown and black skin: violaceous rather than red,
         purpura best seen on palms and mucosa), so the model reads them for the conditions at hand."""
-        k = self._check_k(self.k if k is None else k)
+        k = _check_k(self.k if k is None else k)
         passages = self.search(case_query(case), k)
         dark_query = darker_skin_query(case)
         if dark_query is None:

@@ -95,8 +95,8 @@ ECE = MetricSpec(
     "have no confidence and are counted as excluded (bins as sklearn.calibration.calibration_curve, uniform)", _ece)
 SCHEMA_VALIDITY = MetricSpec(
     "schema_validity", "mean", True, frozenset({"report"}), LABEL_TASKS,
-    "share of samples whose output validated as a Report (invalid_model_output is invalid; other failures are "
-    "excluded)", _mean("schema_valid", "all"), headline_for=frozenset({"report"}))
+    "share of samples whose output validated as a Report (invalid_model_output and max_tokens_too_small are "
+    "invalid; other failures are excluded)", _mean("schema_valid", "all"), headline_for=frozenset({"report"}))
 CITATION_VALIDITY = MetricSpec(
     "citation_validity", "mean", True, frozenset({"report"}), LABEL_TASKS,
     "share of reports whose cited ids all resolve and were all retrieved", _mean("citation_valid", "all"))

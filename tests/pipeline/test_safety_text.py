@@ -133,7 +133,8 @@ def test_sizes_and_temperatures():
     ("Non-malignant naevus", ("melanocytic_nevus",), False),
     ("Melanocytic nevus", ("melanocytic_nevus",), False),
     ("Precancerous lesion", (), False),
-    ("Pseudolymphoma", (), False),
+    ("Pseudolymphoma", ("pseudolymphoma",), False),  # in the ontology since the label-coverage entries
+    ("Pityriasis amiantacea", (), False),
     ("blorfic dermatosis", (), False),
     ("Generalized pustular psoriasis, severe", ("generalised_pustular_psoriasis",), False),
     ("Bullous pemphigoid (early)", ("bullous_pemphigoid",), False),

@@ -42,7 +42,28 @@ class ScriptedOpenAI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                 status, answer = server._complete(body)
-                self._send(status, answer)
+                if status == 200 and body.get("stream"):
+                    self._stream(answer)
+                else:
+                    self._send(status, answer)
+
+            def _stream(self, completion: dict[str, Any]) -> None:
+                """The completion as server-sent events, as the backend asks (it streams so that it can cancel):
+                one chunk with the whole text and the finish reason, one with the usage, then [DONE]."""
+                choice = completion["choices"][0]
+                base = {key: completion[key] for key in ("id", "created", "model")}
+                base["object"] = "chat.completion.chunk"
+                delta = {"role": "assistant", "content": choice["message"]["content"]}
+                events = [
+                    base | {"choices": [{"index": 0, "delta": delta, "finish_reason": choice["finish_reason"]}]},
+                    base | {"choices": [], "usage": completion["usage"]},
+                ]
+                data = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
