@@ -103,22 +103,25 @@ class TransformersBackend:
         with self._lock, torch.inference_mode():
             _raise_if_cancelled(request.cancel)  # it may have been set while this request waited for the lock
             torch.manual_seed(request.seed)
-            try:
-                if self.config.adapters and request.adapter is None:
-                    with self.model.disable_adapter():
-                        output = self.model.generate(**inputs, **gen_kwargs)
-                else:
-                    if request.adapter is not None:
-                        self.model.set_adapter(request.adapter)
-                    output = self.model.generate(**inputs, **gen_kwargs)
-            except RuntimeError as exc:
-                raise BackendError(f"generation failed in the transformers backend: {first_line(exc)}") from None
+            output = self._run_generate(inputs, gen_kwargs, request.adapter)
         new_tokens = output[0, prompt_len:]
         _raise_if_cancelled(request.cancel, len(new_tokens))
         text = self.processor.tokenizer.decode(new_tokens, skip_special_tokens=True)
         finish = "length" if len(new_tokens) >= max_new_tokens else "stop"
         return GenerationResult(text=text, model=self.config.model, adapter=request.adapter,
                                 prompt_tokens=prompt_len, completion_tokens=len(new_tokens), finish_reason=finish)
+
+    def _run_generate(self, inputs, gen_kwargs: dict, adapter: str | None):
+        """``generate`` with ``adapter`` active (none: the base model, adapters disabled). The caller holds the lock."""
+        try:
+            if self.config.adapters and adapter is None:
+                with self.model.disable_adapter():
+                    return self.model.generate(**inputs, **gen_kwargs)
+            if adapter is not None:
+                self.model.set_adapter(adapter)
+            return self.model.generate(**inputs, **gen_kwargs)
+        except RuntimeError as exc:
+            raise BackendError(f"generation failed in the transformers backend: {first_line(exc)}") from None
 
     def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutcome]:
         outcomes: list[GenerationOutcome | None] = [None] * len(requests)
@@ -164,16 +167,7 @@ class TransformersBackend:
         prompt_len = inputs["input_ids"].shape[1]
         with self._lock, torch.inference_mode():
             torch.manual_seed(first.seed)
-            try:
-                if self.config.adapters and first.adapter is None:
-                    with self.model.disable_adapter():
-                        output = self.model.generate(**inputs, **gen_kwargs)
-                else:
-                    if first.adapter is not None:
-                        self.model.set_adapter(first.adapter)
-                    output = self.model.generate(**inputs, **gen_kwargs)
-            except RuntimeError as exc:
-                raise BackendError(f"generation failed in the transformers backend: {first_line(exc)}") from None
+            output = self._run_generate(inputs, gen_kwargs, first.adapter)
         eos = set(self._eos_ids())
         results: list[GenerationOutcome] = []
         for row, request in enumerate(requests):
