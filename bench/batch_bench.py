@@ -27,8 +27,6 @@ import base64
 import io
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.common import free_port, stop_server, wait_ready  # noqa: E402 - after the path insert
+
 CONTENT = ("findings", "differential", "diagnosis", "triage", "red_flags", "recommendations", "limitations")
 
 
@@ -103,7 +103,7 @@ def _row(arm: str, outcomes: list, seconds: float, same: bool | None) -> dict:
 
 def endpoint(backend: str, model: str, cases: list, retrieval: bool, concurrency: int) -> dict:
     """``dermassist serve`` as a subprocess; ``concurrency`` clients send the N cases as report requests."""
-    port = _free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).parent / "dermassist"), "serve", "--backend", backend, "--model", model,
            "--port", str(port), "--dtype", "float32", "--log-level", "warning", "--max-queue", str(len(cases) + 8)]
     if backend == "vllm":
@@ -113,12 +113,12 @@ def endpoint(backend: str, model: str, cases: list, retrieval: bool, concurrency
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"batch-bench-serve-{backend}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
     try:
-        _wait(f"http://127.0.0.1:{port}/health", proc)
+        wait_ready(f"http://127.0.0.1:{port}/health", proc)
         requests = [_request(case) for case in cases]
         seconds, outcomes = asyncio.run(_drive(f"http://127.0.0.1:{port}/v1", requests[:1], 1))  # warm-up
         seconds, outcomes = asyncio.run(_drive(f"http://127.0.0.1:{port}/v1", requests, concurrency))
     finally:
-        _stop(proc)
+        stop_server(proc)
         log.close()
     errors = sum(isinstance(o, Exception) for o in outcomes)
     tokens = sum(o.usage.completion_tokens for o in outcomes if not isinstance(o, Exception) and o.usage)
@@ -158,44 +158,6 @@ async def _drive(base_url: str, requests: list[dict], concurrency: int) -> tuple
     seconds = time.perf_counter() - t0
     await client.close()
     return seconds, list(outcomes)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 900) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited early ({proc.returncode}); see its log")
-        try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} not ready after {timeout_s} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    for _ in range(100):  # vLLM's spawned workers exit 1-3 s after the parent
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
 
 
 def table(rows: list[dict]) -> str:

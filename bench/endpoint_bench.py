@@ -18,58 +18,17 @@ import asyncio
 import base64
 import io
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, Results, Row, median
+from bench.common import REPO, Results, Row, free_port, median, stop_server, wait_ready
 
 CHAT_OVERHEAD = 1.05
 CHAT_THROUGHPUT = 0.95
 QUESTION = "What is this itchy scaly plaque on the elbow, and what should be done next?"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 900) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"a server exited early ({proc.returncode}); see its log")
-        try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} not ready after {timeout_s} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    for _ in range(100):  # vLLM's spawned workers exit 1-3 s after the parent
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
 
 
 def _cpu_s(pid: int) -> float:
@@ -192,7 +151,7 @@ def run(results: Results, model: str | None = None, requests: int = 32, concurre
 
         model = str(ensure_random_model())
     logs = Path(tempfile.mkdtemp(prefix="dermassist-bench-"))
-    up_port, ep_port = _free_port(), _free_port()
+    up_port, ep_port = free_port(), free_port()
     env = {**os.environ, "DERMASSIST_API_KEY": args.api_key, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     cmd = vllm_server_command(model, port=up_port, extra=["--enforce-eager", "--max-model-len", "8192",
@@ -201,7 +160,7 @@ def run(results: Results, model: str | None = None, requests: int = 32, concurre
                                 env=env, start_new_session=True)
     endpoint = None
     try:
-        _wait(f"http://127.0.0.1:{up_port}/v1/models", upstream)
+        wait_ready(f"http://127.0.0.1:{up_port}/v1/models", upstream)
         endpoint = subprocess.Popen(
             [sys.executable, "-c", "from assistant.cli import main; main()", "serve", "--upstream",
              f"http://127.0.0.1:{up_port}/v1", "--port", str(ep_port), "--max-concurrency",
@@ -209,13 +168,13 @@ def run(results: Results, model: str | None = None, requests: int = 32, concurre
              *([] if retrieval else ["--no-retrieval"])],
             stdout=open(logs / "serve.log", "wb"), stderr=subprocess.STDOUT, env=env, cwd=REPO,  # noqa: SIM115
             start_new_session=True)
-        _wait(f"http://127.0.0.1:{ep_port}/health", endpoint)
+        wait_ready(f"http://127.0.0.1:{ep_port}/health", endpoint)
         rows = asyncio.run(_workloads(f"http://127.0.0.1:{up_port}/v1", f"http://127.0.0.1:{ep_port}/v1",
                                       endpoint.pid, args))
     finally:
         if endpoint is not None:
-            _stop(endpoint)
-        _stop(upstream)
+            stop_server(endpoint)
+        stop_server(upstream)
     for row in rows:
         chat = row["workload"] == "chat"
         note = (f"n={row['requests']} per side, concurrency {row['concurrency']}; prompt "
