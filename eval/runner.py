@@ -82,7 +82,8 @@ def render_prompt(task: TaskConfig, sample: Sample) -> str:
     return template.format(question=sample.question or "", choices=choices).strip()
 
 
-def _context(task: TaskConfig, sample: Sample, question: str | None) -> ClinicalContext:
+def case_context(sample: Sample, question: str | None) -> ClinicalContext:
+    """The clinical context the pipeline gets for ``sample`` (fine-tuning builds its prompts with the same one)."""
     fields: dict[str, Any] = dict(sample.context)
     if sample.fitzpatrick:
         fields["fitzpatrick"] = sample.fitzpatrick
@@ -106,11 +107,11 @@ def run_sample(pipeline, task: TaskConfig, sample: Sample, adapter_name: str | N
             pipeline = pipeline.for_sample(sample.id)
         if task.type in ("classification", "report"):
             case = Case(images=list(sample.images[:MAX_IMAGES_PER_CASE]), modality=task.modality,
-                        context=_context(task, sample, task.prompt))
+                        context=case_context(sample, task.prompt))
             entry["output"] = pipeline.run(case, adapter=adapter_name).model_dump(mode="json")
         else:
             answer = pipeline.answer(render_prompt(task, sample), list(sample.images[:MAX_IMAGES_PER_CASE]),
-                                     _context(task, sample, None), adapter=adapter_name)
+                                     case_context(sample, None), adapter=adapter_name)
             entry["output"] = {"text": answer.text}
     except DermassistError as err:
         entry.update(status="error", error_kind=err.kind, error=str(err))

@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.core.case import MAX_IMAGES_PER_CASE, Case, ClinicalContext
+from assistant.core.case import MAX_IMAGES_PER_CASE, Case
 from assistant.core.intake import load_images
 from assistant.core.messages import chat_messages, report_messages, to_hf_messages
 from assistant.core.retrieval import Retriever
 from eval.datasets import Sample
-from eval.runner import render_prompt
+from eval.runner import case_context, render_prompt
 from eval.task import TaskConfig
 from finetune.data.targets import report_target
 
@@ -45,19 +45,6 @@ class SftRecord(BaseModel):
     leakage_keys: list[str] = Field(default_factory=list, description="ids that must not cross splits")
     group: str = ""
     split: str = ""
-
-
-def case_context(sample: Sample, question: str | None) -> ClinicalContext:
-    """The clinical context the eval harness gives the pipeline for ``sample`` (kept identical on purpose)."""
-    fields: dict[str, Any] = dict(sample.context)
-    if sample.fitzpatrick:
-        fields["fitzpatrick"] = sample.fitzpatrick
-    if question:
-        fields["question"] = question
-    try:
-        return ClinicalContext(**fields)
-    except ValueError:
-        return ClinicalContext(question=question) if question else ClinicalContext()
 
 
 def leakage_keys(sample: Sample) -> list[str]:
