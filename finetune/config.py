@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from assistant.app import config as app_config
 from assistant.core.errors import ConfigError
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
@@ -93,15 +92,7 @@ def known_keys() -> set[str]:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path.name} must be a YAML mapping of argument names to values")
-    return data
+    return app_config.read_config_file(path, "argument names to values")
 
 
 def _argv(overrides: list[str], list_keys: set[str]) -> list[str]:

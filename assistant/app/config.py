@@ -149,7 +149,10 @@ class AppConfig(BaseSettings):
         return next(iter(self.backend.adapters)) if len(self.backend.adapters) == 1 else None
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path, mapping_of: str = "sections (backend, generation, retrieval, ...)"
+                     ) -> dict[str, Any]:
+    """A YAML run config as a mapping, every problem a one-line ``ConfigError``; ``mapping_of`` says what its keys
+    are (in the error about a file that is not a mapping)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -158,7 +161,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path.name} must be a YAML mapping of sections (backend, generation, retrieval, ...)")
+        raise ConfigError(f"{path.name} must be a YAML mapping of {mapping_of}")
     return data
 
 
