@@ -3,6 +3,10 @@ results block of a document is replaced in place."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from bench.common import BEGIN, END, Results, Row, alternate, markdown, write_into
 
 
@@ -41,7 +45,17 @@ def test_the_table_goes_between_the_markers_and_nothing_else_changes(tmp_path):
     assert "old table" not in text and table in text
 
 
-def test_a_failing_section_is_a_note_and_the_table_is_still_written(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def environ_restored():
+    """``bench`` sets defaults such as VLLM_CONFIGURE_LOGGING=0 for its own process; run in pytest's process they
+    would leak into every later test's subprocesses (a vLLM that logs nothing fails tests/cli/test_stdout.py)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_a_failing_section_is_a_note_and_the_table_is_still_written(tmp_path, monkeypatch, capsys, environ_restored):
     import bench.__main__ as entry
 
     doc = tmp_path / "benchmarks.md"
