@@ -196,7 +196,7 @@ def test_request_errors_are_clean(server, client):
 
 
 def test_bounded_load_every_request_answered(server):
-    """200 requests, 32 at a time, on loopback: every one answered 200, none lost."""
+    """120 requests, 32 at a time, on loopback: every one answered 200, none lost (4 of them full reports)."""
     image = data_url(png_bytes())
 
     async def run():
@@ -206,7 +206,7 @@ def test_bounded_load_every_request_answered(server):
 
         async def one(i: int):
             async with gate:
-                if i % 20 == 0:
+                if i % 30 == 0:
                     r = await client.chat.completions.create(model="dermassist-report",
                                                              messages=image_message(image))
                     Report.model_validate_json(r.choices[0].message.content)
@@ -216,13 +216,13 @@ def test_bounded_load_every_request_answered(server):
                         messages=[{"role": "user", "content": f"question {i} about eczema"}])
                 answered.append(r.id)
 
-        results = await asyncio.gather(*(one(i) for i in range(200)), return_exceptions=True)
+        results = await asyncio.gather(*(one(i) for i in range(120)), return_exceptions=True)
         await client.close()
         return answered, [r for r in results if isinstance(r, BaseException)]
 
     answered, failures = asyncio.run(run())
     assert failures == []
-    assert len(answered) == 200 and len(set(answered)) == 200
+    assert len(answered) == 120 and len(set(answered)) == 120
 
 
 def test_metrics_and_health(server):
@@ -346,7 +346,11 @@ def test_a_prompt_longer_than_the_context_is_a_400_and_the_backend_stays_healthy
 
 def test_client_that_goes_away_cancels_the_upstream_generation(server, tiny_vllm_server):
     upstream = tiny_vllm_server.base
-    finished = _generations(tiny_vllm_server)
+
+    def finished_naturally() -> float:  # vLLM may count an aborted request too, as finished_reason="abort"
+        return sum(metric(upstream, "vllm:request_success_total", finished_reason=r) for r in ("stop", "length"))
+
+    finished = finished_naturally()
     tokens = metric(upstream, "vllm:generation_tokens_total")
     sock = send_and_hold(server.port, "/v1/chat/completions", {
         "model": "dermassist-chat", "max_tokens": 2048,
@@ -357,7 +361,7 @@ def test_client_that_goes_away_cancels_the_upstream_generation(server, tiny_vllm
         sock.close()  # the client goes away mid-generation
     wait_for(lambda: metric(upstream, "vllm:num_requests_running") == 0, 60, "the upstream to stop")
     # Aborted, not finished: no request completed and far fewer than the 2048 tokens asked for were generated.
-    assert _generations(tiny_vllm_server) == finished
+    assert finished_naturally() == finished
     assert metric(upstream, "vllm:generation_tokens_total") - tokens < 2048
     entry = wait_for(lambda: [e for e in request_logs(server) if e.get("status") == 499], 30, "the 499 log line")
     assert entry[-1]["error"] == "cancelled" and entry[-1]["task"] == "chat"
