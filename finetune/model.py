@@ -11,9 +11,12 @@ import re
 from pathlib import Path
 
 from assistant.core.errors import ConfigError
+from assistant.models.tiny import DEMO_INIT_STD, TEST_INIT_STD
 
-# The tiny random model dermassist builds offline (assistant.models.tiny), by name in configs.
-TINY_BASES = {"tiny-random": "qwen2_5_vl", "tiny-random-qwen2_5_vl": "qwen2_5_vl", "tiny-random-qwen2_vl": "qwen2_vl"}
+# The tiny random models dermassist builds offline (assistant.models.tiny), by name in configs: (arch, init std).
+# ``tiny-demo-base`` is the demo model's base: the same architecture, initialised so that training can learn to see.
+TINY_BASES = {"tiny-random": ("qwen2_5_vl", TEST_INIT_STD), "tiny-random-qwen2_5_vl": ("qwen2_5_vl", TEST_INIT_STD),
+              "tiny-random-qwen2_vl": ("qwen2_vl", TEST_INIT_STD), "tiny-demo-base": ("qwen2_5_vl", DEMO_INIT_STD)}
 LANGUAGE_LORA = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 VISION_LORA = (r".*(visual|vision_tower|multi_modal_projector).*\."
                r"(qkv|proj|q_proj|k_proj|v_proj|out_proj|fc1|fc2|gate_proj|up_proj|down_proj|linear|mlp\.0|mlp\.2)")
@@ -28,7 +31,8 @@ def resolve_base(name_or_path: str | None) -> str:
     if name_or_path in TINY_BASES:
         from assistant.models.tiny import ensure_random_model
 
-        return str(ensure_random_model(TINY_BASES[name_or_path]))  # type: ignore[arg-type]
+        arch, init_std = TINY_BASES[name_or_path]
+        return str(ensure_random_model(arch, init_std=init_std))  # type: ignore[arg-type]
     return name_or_path
 
 

@@ -26,6 +26,8 @@ from filelock import FileLock
 
 Arch = Literal["qwen2_vl", "qwen2_5_vl"]
 TINY_MAX_PIXELS = 112 * 112  # ~16 image tokens per image keeps CPU generation fast
+TEST_INIT_STD = 0.02  # transformers' default initializer_range: the tests' random model
+DEMO_INIT_STD = 0.1  # about 1/sqrt(width): the demo's base, whose image signal survives into training
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
     "<|image_pad|>", "<|video_pad|>",
@@ -88,7 +90,7 @@ def _build_tokenizer(vocab_size: int = 1024):
     return tok
 
 
-def _build_config(arch: Arch, tok):
+def _build_config(arch: Arch, tok, init_std: float = 0.02):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig
 
     ids = {name: tok.convert_tokens_to_ids(name) for name in SPECIAL_TOKENS}
@@ -96,22 +98,27 @@ def _build_config(arch: Arch, tok):
     text = dict(vocab_size=vocab, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=8192,
                 rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [8, 12, 12]},
-                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                initializer_range=init_std)
     if arch == "qwen2_5_vl":
         vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
-                      window_size=56, fullatt_block_indexes=[1])
+                      window_size=56, fullatt_block_indexes=[1], initializer_range=init_std)
         cls = Qwen2_5_VLConfig
     else:
-        vision = dict(depth=2, embed_dim=64, hidden_size=128, num_heads=2, mlp_ratio=2)
+        vision = dict(depth=2, embed_dim=64, hidden_size=128, num_heads=2, mlp_ratio=2, initializer_range=init_std)
         cls = Qwen2VLConfig
     return cls(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
                video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-               vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False)
+               vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False, initializer_range=init_std)
 
 
 def build_tiny_model(out_dir: str | Path, arch: Arch = "qwen2_5_vl", *, lora_dir: str | Path | None = None,
-                     seed: int = 0) -> Path:
-    """Write model, tokenizer and processor to ``out_dir`` (atomically); optionally a random LoRA adapter."""
+                     seed: int = 0, init_std: float = TEST_INIT_STD) -> Path:
+    """Write model, tokenizer and processor to ``out_dir`` (atomically); optionally a random LoRA adapter.
+
+    ``init_std`` is the weights' initial standard deviation. The tests' model keeps transformers' 0.02; the demo's
+    base uses ``DEMO_INIT_STD``: at 64-128 wide, 0.02 starves the image signal and fine-tuning never learns to read
+    the images (docs/finetune.md, "Learning, and the demo model")."""
     import torch
     from transformers import (
         AutoModelForImageTextToText,
@@ -124,7 +131,7 @@ def build_tiny_model(out_dir: str | Path, arch: Arch = "qwen2_5_vl", *, lora_dir
     out = Path(out_dir)
     torch.manual_seed(seed)
     tok = _build_tokenizer()
-    config = _build_config(arch, tok)
+    config = _build_config(arch, tok, init_std)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=TINY_MAX_PIXELS)
     video_processor = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=TINY_MAX_PIXELS)
@@ -171,17 +178,19 @@ def is_tiny_model(model_dir: str | Path) -> bool:
     return (Path(model_dir) / "DERMASSIST_TINY_MODEL.txt").is_file()
 
 
-def ensure_random_model(arch: Arch = "qwen2_5_vl", seed: int = 0) -> Path:
+def ensure_random_model(arch: Arch = "qwen2_5_vl", seed: int = 0, init_std: float = TEST_INIT_STD) -> Path:
     """The tiny random-weight model, built on first use into ``$DERMASSIST_HOME/models/tiny-random-<arch>-s<seed>``
-    (process-safe). Tests use it; the demo config fine-tunes it (seed 0)."""
+    (``...-i<init_std>`` when not the tests' 0.02; process-safe). Tests use the default; the demo config fine-tunes
+    the ``DEMO_INIT_STD`` one (seed 0)."""
     from assistant.core.paths import dermassist_home
 
-    target = dermassist_home() / "models" / f"tiny-random-{arch}-s{seed}"
+    suffix = "" if init_std == TEST_INIT_STD else f"-i{init_std:g}"
+    target = dermassist_home() / "models" / f"tiny-random-{arch}-s{seed}{suffix}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / "config.json").is_file():
             print(f"dermassist: building the tiny random model into {target} (a few seconds)", file=sys.stderr)
-            build_tiny_model(target, arch, seed=seed)
+            build_tiny_model(target, arch, seed=seed, init_std=init_std)
     return target
 
 
