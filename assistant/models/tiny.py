@@ -5,11 +5,12 @@
   without a model hub; its reports are meaningless. Sizes follow what vLLM's CPU attention accepts (head_dim 64;
   mrope_section sums to head_dim/2).
 * ``ensure_demo_model`` returns the **trained demo model** when this install ships one in ``assistant/models/demo``
-  (written by ``dermassist finetune --config finetune/configs/tiny/lora_synthetic.yaml
+  (written by ``dermassist finetune --config finetune/configs/tiny/full_synthetic.yaml
   export_demo=assistant/models/demo``), after checking every file against its recorded sha256.
 * ``default_model`` is what runs when no ``--model`` is given: that trained demo when it is shipped, else the tiny
-  random model, each with the stderr warning that says what it is. (No trained demo ships yet: training it to the
-  issue's accuracy bar did not fit in the CPU time available — docs/finetune.md, "The demo model".)
+  random model, each with the stderr warning that says what it is. (No trained demo ships yet: its recipe,
+  ``finetune/configs/tiny/full_synthetic.yaml`` on ``DEMO_INIT_STD``, has not been run to the issue's accuracy bar —
+  docs/finetune.md, "Learning, and the demo model".)
 """
 
 from __future__ import annotations
