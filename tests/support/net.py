@@ -129,6 +129,15 @@ class SlowHeaderHost:
 
 
 
+def send_whole(handler: http.server.BaseHTTPRequestHandler, status: int, data: bytes, content_type: str) -> None:
+    """Answer a ``BaseHTTPRequestHandler`` request with one complete body (status, type, length, bytes)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class ImageHost:
     """A threaded loopback HTTP server (HTTPS with ``ssl_context``) that serves a PNG (or ``body`` as
     ``content_type``, e.g. a JSON document a ``$ref`` might point to) for any path, records
@@ -150,12 +159,8 @@ class ImageHost:
                     self.send_header("Location", f"http://127.0.0.1:{redirect_port}/a.png")
                     self.end_headers()
                     return
-                data = b"\x89PNG" + b"\0" * big_bytes if self.path == "/big" else payload
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_whole(self, 200, b"\x89PNG" + b"\0" * big_bytes if self.path == "/big" else payload,
+                           content_type)
 
             def log_message(self, *args: object) -> None:
                 pass

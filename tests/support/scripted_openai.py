@@ -21,6 +21,8 @@ from typing import Any
 import jsonschema
 import referencing
 
+from support.net import send_whole
+
 
 class ScriptedOpenAI:
     def __init__(self, model: str = "scripted") -> None:
@@ -59,19 +61,10 @@ class ScriptedOpenAI:
                     base | {"choices": [], "usage": completion["usage"]},
                 ]
                 data = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_whole(self, 200, data, "text/event-stream")
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_whole(self, status, json.dumps(payload).encode(), "application/json")
 
             def log_message(self, *args: object) -> None:
                 pass
